@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import av
 import numpy as np
 
-from formcheck.errors import CameraError, InputError, OutputError
+from formcheck.errors import InputError, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +98,10 @@ def _open_input(path: Path) -> tuple[Any, Any]:
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams})
         container.close()
-        what = "audio only" if kinds == ["audio"] else f"streams: {', '.join(kinds) or 'none'}"
+        if not kinds:
+            raise InputError(f"{path}: not a video file FFmpeg can read "
+                             "(no streams found; truncated or damaged?)")
+        what = "audio only" if kinds == ["audio"] else f"streams: {', '.join(kinds)}"
         raise InputError(f"{path}: has no video stream ({what})")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
@@ -131,13 +131,10 @@ def _decoded_frames(container: Any, stream: Any, path: Path) -> Iterator[Any]:
 
 
 def _ccw_quarters(frame: Any) -> int:
-    """Counter-clockwise quarter turns that make ``frame`` upright (np.rot90's k).
-
-    FFmpeg's ``av_display_rotation_get`` (PyAV ``VideoFrame.rotation``) is the
-    counter-clockwise angle of the display transform; ffmpeg/ffplay/OpenCV
-    rotate clockwise by its negative, which is the same thing.
-    """
-    return int(round(float(frame.rotation) / 90.0)) % 4
+    """Counter-clockwise quarter turns making ``frame`` upright (``np.rot90``'s k):
+    PyAV's ``rotation`` is FFmpeg's counter-clockwise display angle (ffmpeg and
+    OpenCV turn clockwise by its negative, the same thing)."""
+    return int(round(float(getattr(frame, "rotation", 0) or 0) / 90.0)) % 4
 
 
 def probe(path: str | os.PathLike[str]) -> VideoInfo:
@@ -267,10 +264,8 @@ class VideoWriter:
             raise OutputError(f"{self.path}: unsupported extension (use .mp4, .m4v, .mov or .mkv)")
         self.partial_path = folder / f".{self.path.stem}.partial{self.path.suffix}"
         options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
-        self.frames_written = 0
-        self._last_pts = -1
+        self.frames_written, self._last_pts, self._closed = 0, -1, False
         self._last_t_ms: float | None = None
-        self._closed = False
         try:
             self._container = av.open(str(self.partial_path), mode="w", format=fmt, options=options)
             rate = Fraction(fps_hint).limit_denominator(1001) if fps_hint > 0 else Fraction(30)
@@ -282,7 +277,7 @@ class VideoWriter:
             stream.codec_context.time_base = _WRITER_TIME_BASE  # else the encoder uses 1/rate
             self._stream = stream
         except (av.FFmpegError, OSError) as exc:
-            self._remove_partial()
+            self.partial_path.unlink(missing_ok=True)
             raise OutputError(f"{self.path}: cannot create the video file ({exc})") from exc
 
     def write(self, image: np.ndarray, t_ms: float) -> None:
@@ -295,9 +290,8 @@ class VideoWriter:
                              f"got {image.shape} {image.dtype}")
         if self._last_t_ms is not None and t_ms <= self._last_t_ms:
             raise ValueError(f"t_ms must increase: {t_ms} after {self._last_t_ms}")
-        pad = ((0, self.height % 2), (0, self.width % 2), (0, 0))
         if self.height % 2 or self.width % 2:
-            image = np.pad(image, pad, mode="edge")
+            image = np.pad(image, ((0, self.height % 2), (0, self.width % 2), (0, 0)), "edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         pts = max(round(t_ms * 90.0), self._last_pts + 1)
         frame.pts, frame.time_base = pts, _WRITER_TIME_BASE
@@ -324,7 +318,7 @@ class VideoWriter:
             self._container.close()
             os.replace(self.partial_path, self.path)
         except (av.FFmpegError, OSError) as exc:
-            self._remove_partial()
+            self.partial_path.unlink(missing_ok=True)
             raise OutputError(f"{self.path}: finishing the video failed ({exc})") from exc
         finally:
             self._closed = True
@@ -338,16 +332,12 @@ class VideoWriter:
             self._container.close()
         except (av.FFmpegError, OSError):
             pass
-        self._remove_partial()
-
-    def _remove_partial(self) -> None:
         self.partial_path.unlink(missing_ok=True)
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> VideoWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is None:
             self.close()
         else:
@@ -355,196 +345,3 @@ class VideoWriter:
 
 
 # -- live sources ---------------------------------------------------------------
-class _NewestSlot:
-    """A one-frame hand-over between a producer thread and ``read()``.
-
-    ``keep_all=False``: a new frame replaces an unread one (counted in
-    ``dropped``), like a camera. ``keep_all=True``: the producer waits.
-    """
-
-    def __init__(self, keep_all: bool) -> None:
-        self.keep_all = keep_all
-        self.dropped = 0
-        self._cond = threading.Condition()
-        self._frame: Frame | None = None
-        self._done = False
-        self._error: BaseException | None = None
-
-    def put(self, frame: Frame) -> None:
-        with self._cond:
-            if self.keep_all:
-                self._cond.wait_for(lambda: self._frame is None or self._done)
-            elif self._frame is not None:
-                self.dropped += 1
-            self._frame = frame
-            self._cond.notify_all()
-
-    def finish(self, error: BaseException | None = None) -> None:
-        with self._cond:
-            self._done, self._error = True, error
-            self._cond.notify_all()
-
-    def take(self, timeout_s: float | None) -> Frame | None:
-        """The newest unread frame; None at the end; raises the producer's error;
-        ``TimeoutError`` if nothing came within ``timeout_s``."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._frame is not None or self._done, timeout_s):
-                raise TimeoutError
-            frame, self._frame = self._frame, None
-            if frame is None and self._error is not None:
-                raise self._error
-            return frame
-
-
-class _LiveSource:
-    """Shared plumbing: a daemon thread fills a :class:`_NewestSlot`."""
-
-    info: VideoInfo
-    _timeout_s: float | None = None
-
-    def __init__(self, keep_all: bool) -> None:
-        self._slot = _NewestSlot(keep_all)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run_thread, daemon=True,
-                                        name=f"formcheck-{type(self).__name__}")
-
-    def _run_thread(self) -> None:
-        error: BaseException | None = None
-        try:
-            self._produce()
-        except Exception as exc:  # handed to the reader, raised by read()
-            error = exc
-        finally:
-            self._slot.finish(error)
-
-    def _produce(self) -> None:
-        raise NotImplementedError
-
-    @property
-    def dropped(self) -> int:
-        """Frames replaced by a newer one before ``read()`` took them."""
-        return self._slot.dropped
-
-    def read(self) -> Frame | None:
-        """Block until a frame newer than the last one returned is ready;
-        None when the source has ended or was closed."""
-        if self._stop.is_set():
-            return None
-        try:
-            return self._slot.take(self._timeout_s)
-        except TimeoutError:
-            raise CameraError(f"{self.info.path}: no frame for {self._timeout_s:g} s") from None
-
-    def close(self) -> None:
-        """Stop the reader thread (idempotent)."""
-        self._stop.set()
-        self._slot.finish()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5.0)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class CameraSource(_LiveSource):
-    """A webcam (int index) or stream URL read with OpenCV, newest frame first.
-
-    ``t_ms`` is monotonic-clock time since the source was opened. Raises
-    :class:`CameraError` if the camera cannot be opened or gives no first frame;
-    ``read()`` raises it if no frame arrives for ``frame_timeout_s``.
-    """
-
-    def __init__(self, spec: int | str, *, frame_timeout_s: float = 5.0) -> None:
-        super().__init__(keep_all=False)
-        import cv2  # lazily: only live mode needs OpenCV
-
-        self._cv2 = cv2
-        self._timeout_s = frame_timeout_s
-        name = f"camera {spec}" if isinstance(spec, int) else f"stream {spec}"
-        self._cap = cv2.VideoCapture(spec)
-        if not self._cap.isOpened():
-            raise CameraError(f"{name} is not available (it cannot be opened; "
-                              "is it connected and free?)")
-        ok, bgr = self._cap.read()
-        if not ok or bgr is None:
-            self._cap.release()
-            raise CameraError(f"{name} is not available (it opened but gave no frame)")
-        self._start = time.monotonic()
-        self._index = 0
-        self._last_ms = 0.0
-        height, width = bgr.shape[:2]
-        fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.info = VideoInfo(path=str(spec), width=width, height=height, rotation_deg=0,
-                              fps=fps, duration_s=None, frame_count=None,
-                              codec=self._cap.getBackendName())
-        self._slot.put(self._to_frame(bgr))
-        self._thread.start()
-
-    def _to_frame(self, bgr: np.ndarray) -> Frame:
-        t_ms = (time.monotonic() - self._start) * 1000.0 if self._index else 0.0
-        if self._index and t_ms <= self._last_ms:
-            t_ms = self._last_ms + MIN_STEP_MS
-        rgb = np.ascontiguousarray(self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB))
-        frame = Frame(self._index, t_ms, rgb)
-        self._index, self._last_ms = self._index + 1, t_ms
-        return frame
-
-    def _produce(self) -> None:
-        try:
-            while not self._stop.is_set():
-                ok, bgr = self._cap.read()
-                if not ok or bgr is None:
-                    return  # stream ended or camera unplugged
-                self._slot.put(self._to_frame(bgr))
-        finally:
-            self._cap.release()
-
-
-class FileCamera(_LiveSource):
-    """A camera stand-in that plays a video file at its own pace.
-
-    ``realtime=True``: each frame is released when the wall clock (started at
-    construction) reaches its ``t_ms``; a slow reader gets only the newest
-    frame and the others count in ``dropped``. ``realtime=False``: every frame,
-    in order, as fast as the reader takes them (deterministic tests).
-    ``read()`` returns None at the end of the file. ``t_ms`` are the file's.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], realtime: bool = True) -> None:
-        super().__init__(keep_all=not realtime)
-        self.path = Path(path)
-        self.realtime = realtime
-        self.info = probe(self.path)
-        self._thread.start()
-
-    def _produce(self) -> None:
-        start = time.monotonic()
-        frames = read_frames(self.path)
-        try:
-            for frame in frames:
-                if self._stop.is_set():
-                    return
-                if self.realtime:
-                    delay_s = start + frame.t_ms / 1000.0 - time.monotonic()
-                    if delay_s > 0 and self._stop.wait(delay_s):
-                        return
-                self._slot.put(frame)
-        finally:
-            frames.close()
-
-
-def open_camera(spec: int | str | os.PathLike[str], *, realtime: bool = True) -> _LiveSource:
-    """A live source from a user's spec: an int or digit string is a camera
-    index, ``scheme://...`` or ``/dev/video*`` a stream or device for OpenCV,
-    anything else a video file played by :class:`FileCamera`."""
-    if isinstance(spec, int):
-        return CameraSource(spec)
-    text = os.fspath(spec)
-    if text.strip().isdigit():
-        return CameraSource(int(text))
-    if "://" in text or text.startswith("/dev/video"):
-        return CameraSource(text)
-    return FileCamera(text, realtime=realtime)

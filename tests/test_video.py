@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from formcheck.errors import CameraError, InputError, OutputError
-from formcheck.video import (CameraSource, FileCamera, Frame, VideoWriter, _repair_time,
-                             open_camera, probe, read_frames)
+from formcheck.camera import CameraSource, FileCamera, open_camera
+from formcheck.video import Frame, VideoWriter, _repair_time, probe, read_frames
 
 RED = (220, 30, 30)
 
@@ -128,6 +128,8 @@ def test_repair_time(pts: int | None, prev: float | None, origin: float | None,
     assert _repair_time(pts, Fraction(1, 1000), origin, prev, 33.0) == pytest.approx(expected)
 
 
+@pytest.mark.skipif(not hasattr(av.video.stream.VideoStream, "set_display_rotation"),
+                    reason="this PyAV cannot write a display matrix")
 @pytest.mark.parametrize("rotation_ccw, rotation_deg", [(-90, 90), (180, 180), (90, 270)])
 def test_display_matrix_rotation_is_applied(tmp_path: Path, rotation_ccw: int,
                                             rotation_deg: int) -> None:
@@ -177,24 +179,35 @@ def _audio_only(path: Path) -> Path:
     return path
 
 
-def _cut(path: Path, fraction: float) -> Path:
+def _cut(path: Path, keep: float, *, from_mdat: bool = False) -> Path:
+    """A copy cut after ``keep`` of the file (or of the frame data after the
+    ``mdat`` box of a +faststart mp4)."""
     data = path.read_bytes()
+    start = data.find(b"mdat") if from_mdat else 0
     out = path.with_name("cut_" + path.name)
-    out.write_bytes(data[: int(len(data) * fraction)])
+    out.write_bytes(data[: start + int((len(data) - start) * keep)])
     return out
+
+
+def _faststart_clip(path: Path) -> Path:
+    return make_clip(path, n=40, options={"movflags": "+faststart"})
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
 
 
 BAD_INPUTS = {
     "missing": (lambda d: d / "nope.mp4", "file not found"),
     "directory": (lambda d: d, "is a directory"),
-    "empty": (lambda d: (d / "empty.mp4").write_bytes(b"") or d / "empty.mp4", "empty"),
-    "text": (lambda d: (d / "t.mp4").write_text("not a video\n" * 50) and d / "t.mp4",
-             "not a video file"),
+    "empty": (lambda d: _write(d / "empty.mp4", b""), "file is empty"),
+    "text": (lambda d: _write(d / "t.mp4", b"not a video\n" * 50), "not a video file"),
     "audio only": (lambda d: _audio_only(d / "a.m4a"), "no video stream (audio only)"),
     "cut, index at the end": (lambda d: _cut(make_clip(d / "c.mp4"), 0.5), "not a video file"),
-    "cut before any frame": (
-        lambda d: _cut(make_clip(d / "f.mp4", options={"movflags": "+faststart"}), 0.05),
-        "no decodable video frames"),
+    "cut in the header": (lambda d: _cut(_faststart_clip(d / "h.mp4"), 0.05), "no streams"),
+    "cut in the first frame": (lambda d: _cut(_faststart_clip(d / "f.mp4"), 0.05, from_mdat=True),
+                               "no decodable video frames"),
 }
 
 
@@ -210,9 +223,9 @@ def test_bad_input_raises_one_line_input_error(tmp_path: Path, case: str) -> Non
 
 
 def test_truncated_file_yields_what_decodes(tmp_path: Path) -> None:
-    full = make_clip(tmp_path / "fs.mp4", n=40, options={"movflags": "+faststart"})
+    cut = _cut(_faststart_clip(tmp_path / "fs.mp4"), 0.6, from_mdat=True)
     start = time.monotonic()
-    frames = list(read_frames(_cut(full, 0.5)))
+    frames = list(read_frames(cut))
     assert time.monotonic() - start < 5
     assert 0 < len(frames) < 40
     assert np.all(np.diff([f.t_ms for f in frames]) > 0)
@@ -247,7 +260,8 @@ def test_writer_removes_partial_file_on_error(tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     with pytest.raises(RuntimeError):
         with VideoWriter(out, 64, 48, 30) as writer:
-            writer.write(test_image(64, 48), 0.0)
+            for i in range(60):  # past the encoder's look-ahead: packets reach the file
+                writer.write(test_image(64, 48, i), i * 40.0)
             assert writer.partial_path.exists()
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
@@ -291,7 +305,7 @@ def test_file_camera_realtime_drops_for_slow_reader(clip: Path) -> None:
     indices = [f.index for f in got]
     assert all(b > a for a, b in zip(indices, indices[1:]))
     assert cam.dropped > 0 and cam.dropped + len(got) == 30
-    assert 0.9 < elapsed < 2.5  # paced by the clip's 1 s, not decoding speed
+    assert 0.9 < elapsed < 5.0  # paced by the clip's 1 s, not decoding speed
 
 
 def test_file_camera_close_early(clip: Path) -> None:
@@ -310,7 +324,7 @@ def test_camera_source_reads_rgb_stream(clip: Path) -> None:
     # OpenCV opens a file like a network stream: exercises the BGR -> RGB path.
     with CameraSource(str(clip)) as cam:
         frame = cam.read()
-        assert frame is not None and frame.index == 0 and frame.t_ms == 0.0
+        assert frame is not None and frame.t_ms >= 0.0  # the newest: not always frame 0
         assert_red_top_left(frame.image)
         assert cam.info.width == 96 and cam.info.rotation_deg == 0
 
