@@ -1,0 +1,434 @@
+"""``analyze()``: video -> pose -> smoothing -> context -> reps -> rules -> Analysis.
+
+The result object carries everything the reports and overlays need: the
+smoothed pose, per-frame series, the clip context (view, exercise, sets),
+every rep with its measurements and checks, the left/right comparison and
+plain-language notes about what could not be measured and why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from formcheck.context import ClipContext, Exercise, View, estimate_context
+from formcheck.correction import DEFAULT_CORRECTION, LandmarkCorrection
+from formcheck.errors import NoPersonError
+from formcheck.pose import PoseSequence, Side
+from formcheck.reps import Rep, depth_signal, segment_reps
+from formcheck.rules import (SAFETY_NOTE, Check, Verdict, check_depth, check_single_threshold,
+                             check_trunk, check_valgus_fppa, check_valgus_ratio, not_measurable)
+from formcheck.series import Series, compute_series
+from formcheck.settings import Settings
+from formcheck.smoothing import smooth
+from formcheck.video import VideoInfo
+
+# Measurement SDs not covered by the ground-truth study (see formcheck.correction).
+FORESHORTENING_SD_DEG = 8.0  # frontal trunk-lean estimate: perspective and depth ambiguity
+RATIO_SD = 0.08  # knee/ankle width ratio: ~2 px landmark noise on ~50 px widths
+FLEXION_SD_DEG = 6.4  # MediaPipe knee flexion SD, 90 deg side view (Cosoli et al.)
+# (measured here against the renders: side 2D 62-84 vs true 70-90, front
+# foreshortening 58-90 vs true 65-95: within about one such SD)
+PELVIS_SD_DEG = 3.0  # a small angle between two noisy hip landmarks
+OBLIQUE_RATIO_MAX_YAW_DEG = 50.0  # both widths shrink alike up to here (cos 50 = 0.64)
+
+
+@dataclass(frozen=True)
+class RepResult:
+    index: int  # 1-based among the clip's reps (partial ones included)
+    side: Side
+    rep: Rep
+    view: View
+    knee_flexion_deg: float | None
+    fppa_deg: float | None
+    fppa_raw_deg: float | None
+    trunk_flexion_deg: float | None
+    trunk_estimate: bool
+    checks: dict[str, Check]
+
+    @property
+    def cues(self) -> list[str]:
+        return [c.cue for c in self.checks.values() if c.cue and c.verdict is not Verdict.OK]
+
+    @property
+    def worst(self) -> Verdict:
+        order = [Verdict.FAULT, Verdict.WATCH, Verdict.OK]
+        found = {c.verdict for name, c in self.checks.items() if name in ("knee_valgus", "hip_hinge")}
+        return next((v for v in order if v in found), Verdict.NOT_MEASURABLE)
+
+    def to_dict(self) -> dict:
+        r = self.rep
+        return {
+            "index": self.index, "side": self.side.value,
+            "start_s": round(r.start_s, 3), "bottom_s": round(r.bottom_s, 3), "end_s": round(r.end_s, 3),
+            "partial": r.partial, "partial_reason": r.reason or None,
+            "depth": round(r.depth, 3), "descent_s": round(r.descent_s, 2), "ascent_s": round(r.ascent_s, 2),
+            "view": self.view.value,
+            "knee_flexion_deg": _r(self.knee_flexion_deg), "fppa_deg": _r(self.fppa_deg),
+            "fppa_raw_deg": _r(self.fppa_raw_deg), "trunk_flexion_deg": _r(self.trunk_flexion_deg),
+            "trunk_flexion_estimate": self.trunk_estimate,
+            "verdicts": {k: c.verdict.value for k, c in self.checks.items()},
+            "checks": {k: c.to_dict() for k, c in self.checks.items()},
+            "cues": self.cues,
+        }
+
+
+def _r(x: float | None, nd: int = 1) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), nd)
+
+
+@dataclass(frozen=True)
+class SideSummary:
+    side: Side
+    reps: int
+    partial_reps: int
+    fppa_mean_deg: float | None
+    fppa_worst_deg: float | None
+    trunk_mean_deg: float | None
+    trunk_worst_deg: float | None
+    faults: int
+
+    def to_dict(self) -> dict:
+        return {"side": self.side.value, "reps": self.reps, "partial_reps": self.partial_reps,
+                "fppa_mean_deg": _r(self.fppa_mean_deg), "fppa_worst_deg": _r(self.fppa_worst_deg),
+                "trunk_mean_deg": _r(self.trunk_mean_deg), "trunk_worst_deg": _r(self.trunk_worst_deg),
+                "faults": self.faults}
+
+
+@dataclass
+class Analysis:
+    source: str
+    info: VideoInfo | None
+    pose: PoseSequence  # smoothed
+    raw_pose: PoseSequence
+    series: Series
+    context: ClipContext
+    exercise: Exercise
+    reps: list[RepResult]
+    sides: dict[Side, SideSummary]
+    comparison: dict
+    notes: list[str] = field(default_factory=list)
+    settings: Settings = field(default_factory=Settings)
+
+    @property
+    def view(self) -> View:
+        return self.context.view.view
+
+    @property
+    def full_reps(self) -> list[RepResult]:
+        return [r for r in self.reps if not r.rep.partial]
+
+    def to_dict(self) -> dict:
+        v = self.context.view
+        return {
+            "source": self.source,
+            "video": None if self.info is None else {
+                "width": self.info.width, "height": self.info.height, "fps": round(self.info.fps, 3),
+                "duration_s": _r(self.info.duration_s, 3), "rotation_deg": self.info.rotation_deg},
+            "exercise": self.exercise.value,
+            "exercise_confidence": round(self.context.exercise_confidence, 2),
+            "view": v.view.value, "view_confidence": round(v.confidence, 2),
+            "view_yaw_deg": _r(v.yaw_deg), "facing": v.facing,
+            "view_segments": [{"start_s": round(s.start_s, 2), "end_s": round(s.end_s, 2),
+                               "view": s.view.value, "confidence": round(s.confidence, 2)}
+                              for s in v.per_segment],
+            "sets": [{"start_s": round(s.start_s, 2), "end_s": round(s.end_s, 2),
+                      "side": s.stance.value, "confidence": round(s.confidence, 2)}
+                     for s in self.context.sets],
+            "person_detected": round(self.raw_pose.detection_rate, 3),
+            "rep_count": len(self.full_reps),
+            "reps": [r.to_dict() for r in self.reps],
+            "sides": {s.value: summary.to_dict() for s, summary in self.sides.items()},
+            "comparison": self.comparison,
+            "notes": self.notes,
+            "safety": SAFETY_NOTE,
+        }
+
+
+Progress = Callable[[int], None]
+
+
+def analyze(path: str | Path, *, settings: Settings | None = None, exercise: Exercise | None = None,
+            progress: Progress = lambda n: None, pose: PoseSequence | None = None,
+            correction: LandmarkCorrection = DEFAULT_CORRECTION) -> Analysis:
+    """Analyse one clip. ``pose`` skips the pose model (landmarks computed before)."""
+    from formcheck.extract import extract_pose
+    from formcheck.video import probe
+
+    settings = settings or Settings()
+    info = probe(path)
+    raw = pose if pose is not None else extract_pose(path, estimator=settings.model,
+                                                      progress=progress, info=info)
+    return analyze_pose(raw, settings=settings, exercise=exercise, info=info, source=str(path),
+                        correction=correction)
+
+
+def analyze_pose(raw: PoseSequence, *, settings: Settings | None = None,
+                 exercise: Exercise | None = None, info: VideoInfo | None = None,
+                 source: str = "", correction: LandmarkCorrection = DEFAULT_CORRECTION) -> Analysis:
+    """The analysis after the pose model: smoothing, context, reps, rules."""
+    settings = settings or Settings()
+    if not raw.detected.any():
+        raise NoPersonError(f"no person found in {Path(source).name or 'the clip'}")
+    seq = smooth(raw, settings.smoothing)
+    ctx = estimate_context(seq, exercise=exercise)
+    ex = ctx.exercise
+    notes: list[str] = []
+    facing = ctx.view.facing if ctx.view.facing else 1
+    series = compute_series(seq, facing, correction, back_view=ctx.view.view is View.BACK)
+    bilateral = ex is not Exercise.SINGLE_LEG_SQUAT
+    upright_trunk = _upright_trunk_length(series)
+
+    results: list[RepResult] = []
+    for seg in ctx.sets:
+        stance = seg.stance
+        if stance is Side.BOTH:
+            ankle_y = np.nanmean(np.stack([series.ankle_y_px[Side.LEFT], series.ankle_y_px[Side.RIGHT]]), axis=0)
+        else:
+            ankle_y = series.ankle_y_px[stance]
+        in_set = (series.times_s >= seg.start_s) & (series.times_s <= seg.end_s)
+        idx = np.flatnonzero(in_set)
+        if len(idx) < 3:
+            continue
+        depth = depth_signal(series.hip_y_px[idx], ankle_y[idx], series.times_s[idx], settings.reps)
+        for rep in segment_reps(series.times_s[idx], depth, settings.reps):
+            rep = _shift(rep, int(idx[0]))
+            view = _view_at(ctx, rep.bottom_s)
+            results.append(_judge_rep(len(results) + 1, stance, rep, view, series, settings,
+                                      correction, bilateral=bilateral, facing=facing,
+                                      upright_trunk=upright_trunk))
+    sides = _side_summaries(results)
+    comparison = _compare(sides, settings)
+    notes.extend(_notes(ctx, results, raw))
+    return Analysis(source=source, info=info, pose=seq, raw_pose=raw, series=series, context=ctx,
+                    exercise=ex, reps=results, sides=sides, comparison=comparison, notes=notes,
+                    settings=settings)
+
+
+def _shift(rep: Rep, offset: int) -> Rep:
+    from dataclasses import replace
+
+    return replace(rep, start_index=rep.start_index + offset, bottom_index=rep.bottom_index + offset,
+                   end_index=rep.end_index + offset)
+
+
+def _view_at(ctx: ClipContext, t_s: float) -> View:
+    for seg in ctx.view.per_segment:
+        if seg.start_s <= t_s <= seg.end_s:
+            return seg.view if seg.confidence >= 0.0 else View.UNKNOWN
+    return ctx.view.view
+
+
+def _upright_trunk_length(series: Series) -> float:
+    """Trunk length in the image when upright: a high percentile over the clip."""
+    vals = series.trunk_length_px[np.isfinite(series.trunk_length_px)]
+    return float(np.percentile(vals, 90)) if len(vals) else math.nan
+
+
+def _at(arr: np.ndarray, rep: Rep, half: int = 1) -> float:
+    """Value at the rep bottom: median of the bottom frame and its neighbours."""
+    lo, hi = max(rep.bottom_index - half, 0), rep.bottom_index + half + 1
+    vals = arr[lo:hi]
+    vals = vals[np.isfinite(vals)]
+    return float(np.median(vals)) if len(vals) else math.nan
+
+
+def _judge_rep(index: int, side: Side, rep: Rep, view: View, s: Series, settings: Settings,
+               corr: LandmarkCorrection, *, bilateral: bool, facing: int,
+               upright_trunk: float) -> RepResult:
+    t = settings.thresholds
+    legs = [Side.LEFT, Side.RIGHT] if side is Side.BOTH else [side]
+    frontal = view in (View.FRONT, View.BACK)
+    checks: dict[str, Check] = {}
+
+    # Knee valgus ------------------------------------------------------------
+    fppa = fppa_raw = None
+    if frontal:
+        per_leg = {leg: _at(s.legs[leg].fppa_deg, rep) for leg in legs}
+        worst_leg = max(per_leg, key=lambda k: -math.inf if math.isnan(per_leg[k]) else per_leg[k])
+        fppa = per_leg[worst_leg]
+        fppa_raw = _at(s.legs[worst_leg].fppa_raw_deg, rep)
+        if math.isnan(fppa):
+            checks["knee_valgus"] = not_measurable("hip, knee or ankle not visible at the bottom "
+                                                   "(valgus needs the whole leg, ankles included)")
+            fppa = fppa_raw = None
+        else:
+            c = check_valgus_fppa(fppa, corr.fppa_sd(back_view=view is View.BACK), t, bilateral=bilateral)
+            if bilateral:
+                c.extra["per_leg_deg"] = {k.value: _r(v) for k, v in per_leg.items()}
+                ratio = _at(s.knee_ankle_ratio, rep)
+                if math.isfinite(ratio):
+                    c.extra["knee_ankle_ratio"] = round(ratio, 2)
+            checks["knee_valgus"] = c
+    elif bilateral and view is View.OBLIQUE and abs(_yaw_from_front(s, rep)) <= OBLIQUE_RATIO_MAX_YAW_DEG:
+        ratio = _at(s.knee_ankle_ratio, rep)
+        if math.isfinite(ratio):
+            c = check_valgus_ratio(ratio, RATIO_SD, t)
+            checks["knee_valgus"] = Check(c.verdict, None, c.confidence, c.cue,
+                                          reason="oblique view: knee width / ankle width only (FPPA "
+                                                 "needs a front or back view)",
+                                          estimate=True, extra=c.extra)
+        else:
+            checks["knee_valgus"] = not_measurable("knees or ankles not visible at the bottom")
+    else:
+        checks["knee_valgus"] = not_measurable(
+            f"{view.value} view: knee valgus needs the camera in front of or behind the person")
+
+    # Forward hip hinge / trunk lean ------------------------------------------
+    trunk = None
+    trunk_estimate = False
+    if view is View.SIDE:
+        trunk = _at(s.trunk_flexion_deg, rep)
+        if math.isfinite(trunk):
+            if bilateral:
+                shin = _at(np.nanmean(np.stack([s.legs[leg].shin_lean_deg for leg in (Side.LEFT, Side.RIGHT)]),
+                                      axis=0), rep)
+                diff = trunk - shin
+                c = check_trunk(diff, corr.trunk_sd_deg * math.sqrt(2), t, bilateral=True,
+                                reason="trunk lean minus shin lean at the bottom (side view)")
+                c.extra["shin_lean_deg"] = _r(shin)
+                c.extra["trunk_flexion_deg"] = _r(trunk)
+                checks["hip_hinge"] = c
+            else:
+                checks["hip_hinge"] = check_trunk(trunk, corr.trunk_sd_deg, t, bilateral=False,
+                                                  reason="trunk flexion from vertical at the bottom (side view)")
+        else:
+            trunk = None
+            checks["hip_hinge"] = not_measurable("shoulders or hips not visible at the bottom")
+    elif frontal:
+        length = _at(s.trunk_length_px, rep)
+        est = math.degrees(math.acos(min(max(length / upright_trunk, 0.0), 1.0))) \
+            if math.isfinite(length) and upright_trunk > 0 else math.nan
+        if math.isfinite(est) and not bilateral:
+            trunk, trunk_estimate = est, True
+            checks["hip_hinge"] = check_trunk(est, FORESHORTENING_SD_DEG, t, bilateral=False, estimate=True,
+                                              reason="ESTIMATE from the trunk's foreshortening in a "
+                                                     f"{view.value} view; film from the side to measure")
+        elif math.isfinite(est):
+            checks["hip_hinge"] = not_measurable(
+                f"{view.value} view: trunk vs shin lean needs a side view (trunk flexion estimated "
+                f"from foreshortening: about {est:.0f} deg)")
+        else:
+            checks["hip_hinge"] = not_measurable("shoulders or hips not visible at the bottom")
+    else:
+        checks["hip_hinge"] = not_measurable(
+            f"{view.value} view: trunk lean needs the camera at the person's side")
+
+    # Depth, pelvis, lateral lean ---------------------------------------------
+    knee_flexion = _knee_flexion(s, legs, rep, view)
+    if knee_flexion is not None and not rep.partial:
+        checks["depth"] = check_depth(knee_flexion, FLEXION_SD_DEG, t)
+    if frontal and not bilateral:
+        drop = _at(s.pelvic_drop_deg[side], rep) - _at(s.pelvic_drop_deg[side], _start(rep))
+        if math.isfinite(drop):
+            checks["pelvic_drop"] = check_single_threshold(
+                "pelvic_drop", drop, t.pelvic_drop_watch_deg, PELVIS_SD_DEG,
+                "free-side hip drop at the bottom vs the start of the rep")
+        lean = _at(s.lateral_lean_deg, rep) - _at(s.lateral_lean_deg, _start(rep))
+        if math.isfinite(lean):
+            checks["lateral_lean"] = check_single_threshold(
+                "lateral_lean", abs(lean), t.lateral_lean_watch_deg, PELVIS_SD_DEG,
+                "sideways trunk lean at the bottom vs the start of the rep")
+    return RepResult(index, side, rep, view, knee_flexion, fppa, fppa_raw, trunk, trunk_estimate, checks)
+
+
+def _knee_flexion(s: Series, legs: list[Side], rep: Rep, view: View) -> float | None:
+    """Peak knee flexion of the rep's working leg(s), from the measure the view allows.
+
+    Side view: the image angle. Front/back: thigh and shank foreshortening
+    (MediaPipe's world landmarks under-read it by 20-40 deg there). Other views:
+    not measured.
+    """
+    if view is View.SIDE:
+        series = [s.legs[leg].knee_flexion_2d_deg for leg in legs]
+    elif view in (View.FRONT, View.BACK):
+        series = [s.legs[leg].knee_flexion_fs_deg for leg in legs]
+    else:
+        return None
+    vals = [v for v in (_at(x, rep) for x in series) if math.isfinite(v)]
+    return max(vals) if vals else None
+
+
+def _start(rep: Rep) -> Rep:
+    from dataclasses import replace
+
+    return replace(rep, bottom_index=rep.start_index)
+
+
+def _yaw_from_front(s: Series, rep: Rep) -> float:
+    yaw = getattr(s, "yaw_deg", None)
+    if yaw is None:
+        return 0.0
+    v = _at(yaw, rep)
+    return 0.0 if not math.isfinite(v) else min(abs(v), 180 - abs(v))
+
+
+def _side_summaries(results: list[RepResult]) -> dict[Side, SideSummary]:
+    out = {}
+    for side in (Side.LEFT, Side.RIGHT, Side.BOTH):
+        reps = [r for r in results if r.side is side]
+        if not reps:
+            continue
+        full = [r for r in reps if not r.rep.partial]
+        fppa = [r.fppa_deg for r in full if r.fppa_deg is not None]
+        trunk = [r.trunk_flexion_deg for r in full if r.trunk_flexion_deg is not None]
+        out[side] = SideSummary(
+            side, len(full), len(reps) - len(full),
+            float(np.mean(fppa)) if fppa else None, max(fppa) if fppa else None,
+            float(np.mean(trunk)) if trunk else None, max(trunk) if trunk else None,
+            sum(r.worst is Verdict.FAULT for r in full))
+    return out
+
+
+def _compare(sides: dict[Side, SideSummary], settings: Settings) -> dict:
+    """Left vs right: which side is weaker, if the difference exceeds the SDD."""
+    left, right = sides.get(Side.LEFT), sides.get(Side.RIGHT)
+    if left is None or right is None:
+        return {"available": False,
+                "note": "left vs right needs reps on both legs (film a set on each leg)"}
+    t = settings.thresholds
+    out: dict = {"available": True}
+    for key, sdd, label in (("fppa", t.fppa_sdd_deg, "knee valgus"),
+                            ("trunk", t.trunk_sdd_deg, "trunk lean")):
+        lv, rv = getattr(left, f"{key}_mean_deg"), getattr(right, f"{key}_mean_deg")
+        if lv is None or rv is None:
+            out[key] = {"difference_deg": None, "weaker": None, "note": f"{label} not measured on both sides"}
+            continue
+        diff = lv - rv
+        if abs(diff) < sdd:
+            out[key] = {"difference_deg": _r(diff), "weaker": None,
+                        "note": f"no clear difference ({abs(diff):.1f} deg is below the "
+                                f"{sdd:g} deg smallest detectable difference)"}
+        else:
+            weaker = "left" if diff > 0 else "right"
+            out[key] = {"difference_deg": _r(diff), "weaker": weaker,
+                        "note": f"more {label} on the {weaker} leg by {abs(diff):.1f} deg: "
+                                f"work off the weaker side"}
+    return out
+
+
+def _notes(ctx: ClipContext, results: list[RepResult], raw: PoseSequence) -> list[str]:
+    notes = []
+    v = ctx.view
+    if v.view in (View.SIDE,):
+        notes.append("Side view: knee valgus cannot be judged from the side; film from the front "
+                     "(or back) at hip height to check the knee.")
+    elif v.view in (View.FRONT, View.BACK):
+        notes.append(f"{v.view.value.capitalize()} view: trunk lean is only estimated from the "
+                     "trunk's foreshortening; film from the side to measure it.")
+    elif v.view is View.OBLIQUE:
+        notes.append(f"Oblique view (about {abs(v.yaw_deg):.0f} deg off frontal): neither FPPA nor "
+                     "trunk lean can be measured reliably; film square to the front or the side.")
+    else:
+        notes.append("The camera view could not be recognised: nothing could be measured reliably.")
+    if raw.detection_rate < 0.8:
+        notes.append(f"The person was found in only {raw.detection_rate:.0%} of the frames.")
+    if not results:
+        notes.append("No repetitions found.")
+    elif not [r for r in results if not r.rep.partial]:
+        notes.append("Only partial repetitions found.")
+    return notes

@@ -1,0 +1,119 @@
+"""Per-frame measurement series computed once from a smoothed PoseSequence.
+
+Everything downstream (rules at the rep bottoms, plots, overlays) reads these
+arrays; each is NaN where the person is missing or the measure is undefined.
+Whether a series is *valid for the camera view* is decided by the analysis,
+not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from formcheck import geometry as g
+from formcheck.correction import (LandmarkCorrection, corrected_hip_px,
+                                  corrected_trunk_flexion_deg)
+from formcheck.pose import LEG, Landmark as L, PoseSequence, Side
+
+
+@dataclass(frozen=True)
+class LegSeries:
+    knee_flexion_deg: np.ndarray  # 3D, from world landmarks (poor in front views: depth collapses)
+    knee_flexion_2d_deg: np.ndarray  # image plane: true flexion in a side view only
+    knee_flexion_fs_deg: np.ndarray  # front/back view: from thigh and shank foreshortening
+    fppa_deg: np.ndarray  # image plane, corrected hip joint centre; valgus positive
+    fppa_raw_deg: np.ndarray  # image plane, MediaPipe's hip landmark as is
+    knee_medial_ratio: np.ndarray  # knee medial displacement / hip-ankle length
+    shin_lean_deg: np.ndarray  # side view, forward positive (needs facing)
+    knee_past_toes: np.ndarray  # side view, / shank length
+    leg_visibility: np.ndarray  # mean visibility of hip, knee, ankle
+
+
+@dataclass(frozen=True)
+class Series:
+    times_s: np.ndarray
+    legs: dict[Side, LegSeries]
+    trunk_flexion_deg: np.ndarray  # side view, forward positive (needs facing), corrected
+    trunk_flexion_3d_deg: np.ndarray  # world landmarks, unsigned
+    trunk_length_px: np.ndarray  # hip centre to shoulder centre, pixels (for foreshortening)
+    lateral_lean_deg: np.ndarray  # front/back view, towards subject's left positive
+    pelvic_drop_deg: dict[Side, np.ndarray]  # keyed by stance side
+    knee_ankle_ratio: np.ndarray  # bilateral squat, front/back/oblique
+    hip_y_px: np.ndarray  # hip centre height in the image (y down)
+    ankle_y_px: dict[Side, np.ndarray]
+
+
+def _upright(length: np.ndarray) -> float:
+    """A segment's full (unforeshortened) image length: a high percentile over the clip."""
+    ok = length[np.isfinite(length)]
+    return float(np.percentile(ok, 95)) if len(ok) else np.nan
+
+
+def _foreshortened_flexion(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray) -> np.ndarray:
+    """Knee flexion in a front/back view from how short thigh and shank look.
+
+    A segment tilted towards or away from the camera by angle a looks cos(a)
+    times its upright length, so thigh tilt + shank tilt = acos(thigh/thigh_0) +
+    acos(shank/shank_0) (both tilts in the sagittal plane, the usual squat
+    pattern: thigh forward-down, shin forward). Ignores perspective; an estimate.
+    """
+    thigh = np.linalg.norm(knee - hip, axis=-1)
+    shank = np.linalg.norm(ankle - knee, axis=-1)
+    with np.errstate(invalid="ignore"):
+        a = np.degrees(np.arccos(np.clip(thigh / _upright(thigh), 0.0, 1.0)))
+        b = np.degrees(np.arccos(np.clip(shank / _upright(shank), 0.0, 1.0)))
+    return a + b
+
+
+def compute_series(seq: PoseSequence, facing: float | np.ndarray,
+                   correction: LandmarkCorrection, *, back_view: bool = False) -> Series:
+    """All per-frame measures. ``facing``: +1 subject faces image right, -1 left.
+
+    FPPA uses the hip joint centres estimated by :mod:`formcheck.correction`
+    (``back_view`` selects the back-view perspective term); side-view trunk
+    flexion is corrected for MediaPipe's anterior mid-hip.
+    """
+    px = seq.px
+    shoulders = px(L.LEFT_SHOULDER), px(L.RIGHT_SHOULDER)
+    legs = {}
+    for side in (Side.LEFT, Side.RIGHT):
+        hip_l, knee_l, ankle_l, _heel_l, toe_l = LEG[side]
+        other_hip_l = LEG[side.other][0]
+        hip, knee, ankle, toe, other_hip = px(hip_l), px(knee_l), px(ankle_l), px(toe_l), px(other_hip_l)
+        hjc = corrected_hip_px(hip, other_hip, knee, correction, shoulder=shoulders[0],
+                               other_shoulder=shoulders[1], back_view=back_view)
+        legs[side] = LegSeries(
+            knee_flexion_deg=g.knee_flexion_deg(seq.world[:, hip_l], seq.world[:, knee_l],
+                                                seq.world[:, ankle_l]),
+            knee_flexion_2d_deg=g.knee_flexion_deg(hip, knee, ankle),
+            knee_flexion_fs_deg=_foreshortened_flexion(hjc, knee, ankle),
+            fppa_deg=g.fppa_deg(hjc, knee, ankle, other_hip),
+            fppa_raw_deg=g.fppa_deg(hip, knee, ankle, other_hip),
+            knee_medial_ratio=g.knee_medial_displacement(hjc, knee, ankle, other_hip),
+            shin_lean_deg=g.shin_lean_deg(ankle, knee, facing),
+            knee_past_toes=g.knee_past_toes(knee, ankle, toe, facing),
+            leg_visibility=np.nanmean(seq.visibility[:, [hip_l, knee_l, ankle_l]], axis=1)
+            if len(seq) else np.zeros(0),
+        )
+    hip_c = g.midpoint(px(L.LEFT_HIP), px(L.RIGHT_HIP))
+    sh_c = g.midpoint(px(L.LEFT_SHOULDER), px(L.RIGHT_SHOULDER))
+    w = seq.world
+    hip_cw = g.midpoint(w[:, L.LEFT_HIP], w[:, L.RIGHT_HIP])
+    sh_cw = g.midpoint(w[:, L.LEFT_SHOULDER], w[:, L.RIGHT_SHOULDER])
+    return Series(
+        times_s=seq.times_s,
+        legs=legs,
+        trunk_flexion_deg=corrected_trunk_flexion_deg(hip_c, sh_c, facing, correction),
+        trunk_flexion_3d_deg=g.trunk_flexion_3d_deg(hip_cw, sh_cw),
+        trunk_length_px=np.linalg.norm(sh_c - hip_c, axis=-1),
+        lateral_lean_deg=g.lateral_trunk_lean_deg(px(L.LEFT_HIP), px(L.RIGHT_HIP),
+                                                  px(L.LEFT_SHOULDER), px(L.RIGHT_SHOULDER)),
+        pelvic_drop_deg={Side.LEFT: g.pelvic_drop_deg(px(L.LEFT_HIP), px(L.RIGHT_HIP)),
+                         Side.RIGHT: g.pelvic_drop_deg(px(L.RIGHT_HIP), px(L.LEFT_HIP))},
+        knee_ankle_ratio=g.knee_ankle_width_ratio(px(L.LEFT_KNEE), px(L.RIGHT_KNEE),
+                                                  px(L.LEFT_ANKLE), px(L.RIGHT_ANKLE)),
+        hip_y_px=hip_c[:, 1],
+        ankle_y_px={Side.LEFT: px(L.LEFT_ANKLE)[:, 1], Side.RIGHT: px(L.RIGHT_ANKLE)[:, 1]},
+    )

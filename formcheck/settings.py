@@ -1,0 +1,87 @@
+"""All tunable settings in one object, loadable from a TOML file.
+
+```toml
+# formcheck.toml
+[thresholds]
+valgus_fault_deg = 15.0
+
+[smoothing]
+min_cutoff_hz = 1.0
+
+[reps]
+min_depth = 0.06
+```
+
+Section and key names are the dataclass fields (``formcheck settings`` prints
+them all with their defaults). An unknown section or key, a malformed file or
+a value out of range is a :class:`SettingsError` naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from formcheck.errors import SettingsError
+from formcheck.estimator import EstimatorSettings
+from formcheck.reps import RepSettings
+from formcheck.rules import Thresholds
+from formcheck.smoothing import SmoothingSettings
+
+
+@dataclass(frozen=True)
+class Settings:
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    smoothing: SmoothingSettings = field(default_factory=SmoothingSettings)
+    reps: RepSettings = field(default_factory=RepSettings)
+    model: EstimatorSettings = field(default_factory=EstimatorSettings)
+
+    def replace(self, section: str, **values: Any) -> "Settings":
+        """A copy with some values of one section changed (validated)."""
+        current = getattr(self, section)
+        try:
+            new = dataclasses.replace(current, **values)
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"[{section}] {exc}") from None
+        return dataclasses.replace(self, **{section: new})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {f.name: f.type for f in fields(Settings)}
+
+
+def load_settings(path: str | Path | None) -> Settings:
+    """Settings from a TOML file (defaults for everything it does not set)."""
+    settings = Settings()
+    if path is None:
+        return settings
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"settings file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read settings file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from None
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise SettingsError(f"{path}: unknown section [{section}] "
+                                f"(known: {', '.join(SECTIONS)})")
+        if not isinstance(values, dict):
+            raise SettingsError(f"{path}: '{section}' must be a [section] table")
+        known = {f.name for f in fields(getattr(settings, section))}
+        for key in values:
+            if key not in known:
+                raise SettingsError(f"{path}: unknown key '{key}' in [{section}] "
+                                    f"(known: {', '.join(sorted(known))})")
+        try:
+            settings = settings.replace(section, **values)
+        except SettingsError as exc:
+            raise SettingsError(f"{path}: {exc}") from None
+    return settings
