@@ -109,6 +109,116 @@ def pose(
         err.print(f"wrote {output}")
 
 
+ExerciseOpt = Annotated[Optional[str], typer.Option(
+    "--exercise", "-e", help="single_leg_squat or squat (default: inferred from the clip).")]
+SettingsOpt = Annotated[Optional[Path], typer.Option(
+    "--settings", help="TOML file of thresholds and settings (see 'formcheck settings').")]
+SetOpt = Annotated[Optional[list[str]], typer.Option(
+    "--set", help="Override one setting, e.g. --set thresholds.valgus_fault_deg=12 (repeatable).")]
+
+
+def _settings(path: Path | None, overrides: list[str] | None):
+    from formcheck.settings import apply_overrides, load_settings
+
+    return apply_overrides(load_settings(path), overrides or [])
+
+
+def _exercise(name: str | None):
+    from formcheck.context import Exercise
+    from formcheck.errors import SettingsError
+
+    if name is None:
+        return None
+    aliases = {"single_leg_squat": Exercise.SINGLE_LEG_SQUAT, "single-leg": Exercise.SINGLE_LEG_SQUAT,
+               "single_leg": Exercise.SINGLE_LEG_SQUAT, "dip": Exercise.SINGLE_LEG_SQUAT,
+               "squat": Exercise.SQUAT}
+    try:
+        return aliases[name.lower()]
+    except KeyError:
+        raise SettingsError(f"unknown exercise '{name}' (use single_leg_squat or squat)") from None
+
+
+@app.command()
+@user_errors
+def analyze(
+    video: VideoArg,
+    json_out: Annotated[Optional[Path], typer.Option(
+        "--json", help="Write the full result as JSON ('-' for standard output).")] = None,
+    csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write one row per rep as CSV.")] = None,
+    annotate: Annotated[Optional[Path], typer.Option(
+        "--annotate", help="Write an annotated H.264 video (plays in browsers and phones).")] = None,
+    snapshots: Annotated[Optional[Path], typer.Option(
+        "--snapshots", help="Write an annotated PNG of the bottom of each rep into this folder.")] = None,
+    exercise: ExerciseOpt = None,
+    settings_file: SettingsOpt = None,
+    set_: SetOpt = None,
+    model: ModelOpt = "full",
+    quiet: Quiet = False,
+) -> None:
+    """Check form rep by rep: knee valgus (FPPA), trunk lean, depth, left vs right."""
+    from formcheck.analysis import analyze as run_analysis
+    from formcheck.landmark_io import check_output_path
+    from formcheck.report import print_analysis, write_csv, write_json
+    from formcheck.video import probe
+
+    settings = _settings(settings_file, set_)
+    if model != "full":
+        settings = settings.replace("model", model=model)
+    ex = _exercise(exercise)
+    for path, suffixes in ((json_out, (".json",)), (csv_out, (".csv",)), (annotate, (".mp4", ".m4v", ".mov", ".mkv"))):
+        if path is not None and str(path) != "-":
+            check_output_path(path, suffixes)
+    if snapshots is not None:
+        _make_dir(snapshots)
+    info = probe(video)
+    with _Bar(info.frame_count, f"analyse {video.name}", quiet) as bar:
+        result = run_analysis(video, settings=settings, exercise=ex, progress=bar)
+    if json_out is not None and str(json_out) == "-":
+        import json
+
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        print_analysis(result, out)
+        if json_out is not None:
+            write_json(result, json_out)
+            err.print(f"wrote {json_out}")
+    if csv_out is not None:
+        write_csv(result, csv_out)
+        err.print(f"wrote {csv_out}")
+    if annotate is not None:
+        from formcheck.render import render_annotated
+
+        with _Bar(info.frame_count, f"annotate {video.name}", quiet) as bar:
+            render_annotated(result, video, annotate, progress=bar)
+        err.print(f"wrote {annotate}")
+    if snapshots is not None:
+        from formcheck.render import save_snapshots
+
+        paths = save_snapshots(result, video, snapshots)
+        err.print(f"wrote {len(paths)} snapshots to {snapshots}")
+
+
+def _make_dir(path: Path) -> None:
+    from formcheck.errors import OutputError
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create folder {path}: {exc.strerror or exc}") from None
+
+
+@app.command("settings")
+@user_errors
+def show_settings(
+    settings_file: SettingsOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Print every setting with its value (defaults, or as a TOML file and --set change them)."""
+    from formcheck.settings import describe
+
+    out.print(describe(_settings(settings_file, set_)), markup=False)
+
+
 @app.command()
 @user_errors
 def models(

@@ -85,3 +85,44 @@ def load_settings(path: str | Path | None) -> Settings:
         except SettingsError as exc:
             raise SettingsError(f"{path}: {exc}") from None
     return settings
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare string, e.g. a model name
+
+
+def apply_overrides(settings: Settings, overrides: list[str]) -> Settings:
+    """Apply ``section.key=value`` overrides (the CLI's ``--set``)."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise SettingsError(f"--set {item!r}: use SECTION.KEY=VALUE, e.g. thresholds.valgus_fault_deg=12")
+        if section not in SECTIONS:
+            raise SettingsError(f"--set {item!r}: unknown section '{section}' (known: {', '.join(SECTIONS)})")
+        known = {f.name for f in fields(getattr(settings, section))}
+        if name not in known:
+            raise SettingsError(f"--set {item!r}: unknown key '{name}' in [{section}] "
+                                f"(known: {', '.join(sorted(known))})")
+        settings = settings.replace(section, **{name: _parse_value(value.strip())})
+    return settings
+
+
+def describe(settings: Settings) -> str:
+    """The settings as a TOML document, each default's source comment kept short."""
+    lines = ["# formcheck settings (defaults and their sources: formcheck/rules.py and friends)"]
+    for section in SECTIONS:
+        lines.append(f"\n[{section}]")
+        for f in fields(getattr(settings, section)):
+            value = getattr(getattr(settings, section), f.name)
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, str):
+                text = f'"{value}"'
+            else:
+                text = repr(value)
+            lines.append(f"{f.name} = {text}")
+    return "\n".join(lines)

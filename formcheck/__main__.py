@@ -1,0 +1,5 @@
+"""``python -m formcheck`` is the ``formcheck`` command."""
+
+from formcheck.cli import app
+
+app(prog_name="formcheck")
