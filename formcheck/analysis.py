@@ -21,20 +21,23 @@ from formcheck.errors import NoPersonError
 from formcheck.pose import PoseSequence, Side
 from formcheck.reps import Rep, depth_signal, segment_reps
 from formcheck.rules import (SAFETY_NOTE, Check, Verdict, check_depth, check_single_threshold,
-                             check_trunk, check_valgus_fppa, check_valgus_ratio, not_measurable)
-from formcheck.series import Series, compute_series
+                             check_trunk, check_valgus_fppa, check_valgus_width, not_measurable)
+from formcheck.series import Series, compute_series, nanmean_rows
 from formcheck.settings import Settings
 from formcheck.smoothing import smooth
 from formcheck.video import VideoInfo
 
 # Measurement SDs not covered by the ground-truth study (see formcheck.correction).
 FORESHORTENING_SD_DEG = 8.0  # frontal trunk-lean estimate: perspective and depth ambiguity
-RATIO_SD = 0.08  # knee/ankle width ratio: ~2 px landmark noise on ~50 px widths
+WIDTH_SD = 0.06  # knee-width change: ~2 px landmark noise on ~60 px widths, two frames
+MIN_THIGH_RATIO = 0.55  # FPPA needs the thigh at <= ~57 deg from the image plane (cos 57 = 0.55)
+NEAR_SIDE_MAX_DEG = 40.0  # trunk lean de-projected up to 40 deg off the side (sin 50 = 0.77)
+OBLIQUE_TRUNK_EXTRA_SD_DEG = 3.0  # yaw estimate error (~8 deg) propagated to the trunk angle
 FLEXION_SD_DEG = 6.4  # MediaPipe knee flexion SD, 90 deg side view (Cosoli et al.)
 # (measured here against the renders: side 2D 62-84 vs true 70-90, front
 # foreshortening 58-90 vs true 65-95: within about one such SD)
 PELVIS_SD_DEG = 3.0  # a small angle between two noisy hip landmarks
-OBLIQUE_RATIO_MAX_YAW_DEG = 50.0  # both widths shrink alike up to here (cos 50 = 0.64)
+OBLIQUE_WIDTH_MAX_YAW_DEG = 50.0  # knee and ankle widths shrink alike up to here (cos 50 = 0.64)
 
 
 @dataclass(frozen=True)
@@ -181,13 +184,16 @@ def analyze_pose(raw: PoseSequence, *, settings: Settings | None = None,
     facing = ctx.view.facing if ctx.view.facing else 1
     series = compute_series(seq, facing, correction, back_view=ctx.view.view is View.BACK)
     bilateral = ex is not Exercise.SINGLE_LEG_SQUAT
+    if ex is Exercise.UNKNOWN:
+        notes.append("The exercise was not recognised as a single-leg dip or a squat: both knees are "
+                     "judged; tell formcheck with --exercise for exercise-specific rules.")
     upright_trunk = _upright_trunk_length(series)
 
     results: list[RepResult] = []
     for seg in ctx.sets:
         stance = seg.stance
         if stance is Side.BOTH:
-            ankle_y = np.nanmean(np.stack([series.ankle_y_px[Side.LEFT], series.ankle_y_px[Side.RIGHT]]), axis=0)
+            ankle_y = nanmean_rows([series.ankle_y_px[Side.LEFT], series.ankle_y_px[Side.RIGHT]])
         else:
             ankle_y = series.ankle_y_px[stance]
         in_set = (series.times_s >= seg.start_s) & (series.times_s <= seg.end_s)
@@ -200,7 +206,8 @@ def analyze_pose(raw: PoseSequence, *, settings: Settings | None = None,
             view = _view_at(ctx, rep.bottom_s)
             results.append(_judge_rep(len(results) + 1, stance, rep, view, series, settings,
                                       correction, bilateral=bilateral, facing=facing,
-                                      upright_trunk=upright_trunk))
+                                      upright_trunk=upright_trunk,
+                                      width_rule=ex is Exercise.SQUAT))
     sides = _side_summaries(results)
     comparison = _compare(sides, settings)
     notes.extend(_notes(ctx, results, raw))
@@ -239,90 +246,21 @@ def _at(arr: np.ndarray, rep: Rep, half: int = 1) -> float:
 
 def _judge_rep(index: int, side: Side, rep: Rep, view: View, s: Series, settings: Settings,
                corr: LandmarkCorrection, *, bilateral: bool, facing: int,
-               upright_trunk: float) -> RepResult:
+               upright_trunk: float, width_rule: bool) -> RepResult:
     t = settings.thresholds
     legs = [Side.LEFT, Side.RIGHT] if side is Side.BOTH else [side]
     frontal = view in (View.FRONT, View.BACK)
     checks: dict[str, Check] = {}
 
-    # Knee valgus ------------------------------------------------------------
-    fppa = fppa_raw = None
-    if frontal:
-        per_leg = {leg: _at(s.legs[leg].fppa_deg, rep) for leg in legs}
-        worst_leg = max(per_leg, key=lambda k: -math.inf if math.isnan(per_leg[k]) else per_leg[k])
-        fppa = per_leg[worst_leg]
-        fppa_raw = _at(s.legs[worst_leg].fppa_raw_deg, rep)
-        if math.isnan(fppa):
-            checks["knee_valgus"] = not_measurable("hip, knee or ankle not visible at the bottom "
-                                                   "(valgus needs the whole leg, ankles included)")
-            fppa = fppa_raw = None
-        else:
-            c = check_valgus_fppa(fppa, corr.fppa_sd(back_view=view is View.BACK), t, bilateral=bilateral)
-            if bilateral:
-                c.extra["per_leg_deg"] = {k.value: _r(v) for k, v in per_leg.items()}
-                ratio = _at(s.knee_ankle_ratio, rep)
-                if math.isfinite(ratio):
-                    c.extra["knee_ankle_ratio"] = round(ratio, 2)
-            checks["knee_valgus"] = c
-    elif bilateral and view is View.OBLIQUE and abs(_yaw_from_front(s, rep)) <= OBLIQUE_RATIO_MAX_YAW_DEG:
-        ratio = _at(s.knee_ankle_ratio, rep)
-        if math.isfinite(ratio):
-            c = check_valgus_ratio(ratio, RATIO_SD, t)
-            checks["knee_valgus"] = Check(c.verdict, None, c.confidence, c.cue,
-                                          reason="oblique view: knee width / ankle width only (FPPA "
-                                                 "needs a front or back view)",
-                                          estimate=True, extra=c.extra)
-        else:
-            checks["knee_valgus"] = not_measurable("knees or ankles not visible at the bottom")
-    else:
-        checks["knee_valgus"] = not_measurable(
-            f"{view.value} view: knee valgus needs the camera in front of or behind the person")
-
-    # Forward hip hinge / trunk lean ------------------------------------------
-    trunk = None
-    trunk_estimate = False
-    if view is View.SIDE:
-        trunk = _at(s.trunk_flexion_deg, rep)
-        if math.isfinite(trunk):
-            if bilateral:
-                shin = _at(np.nanmean(np.stack([s.legs[leg].shin_lean_deg for leg in (Side.LEFT, Side.RIGHT)]),
-                                      axis=0), rep)
-                diff = trunk - shin
-                c = check_trunk(diff, corr.trunk_sd_deg * math.sqrt(2), t, bilateral=True,
-                                reason="trunk lean minus shin lean at the bottom (side view)")
-                c.extra["shin_lean_deg"] = _r(shin)
-                c.extra["trunk_flexion_deg"] = _r(trunk)
-                checks["hip_hinge"] = c
-            else:
-                checks["hip_hinge"] = check_trunk(trunk, corr.trunk_sd_deg, t, bilateral=False,
-                                                  reason="trunk flexion from vertical at the bottom (side view)")
-        else:
-            trunk = None
-            checks["hip_hinge"] = not_measurable("shoulders or hips not visible at the bottom")
-    elif frontal:
-        length = _at(s.trunk_length_px, rep)
-        est = math.degrees(math.acos(min(max(length / upright_trunk, 0.0), 1.0))) \
-            if math.isfinite(length) and upright_trunk > 0 else math.nan
-        if math.isfinite(est) and not bilateral:
-            trunk, trunk_estimate = est, True
-            checks["hip_hinge"] = check_trunk(est, FORESHORTENING_SD_DEG, t, bilateral=False, estimate=True,
-                                              reason="ESTIMATE from the trunk's foreshortening in a "
-                                                     f"{view.value} view; film from the side to measure")
-        elif math.isfinite(est):
-            checks["hip_hinge"] = not_measurable(
-                f"{view.value} view: trunk vs shin lean needs a side view (trunk flexion estimated "
-                f"from foreshortening: about {est:.0f} deg)")
-        else:
-            checks["hip_hinge"] = not_measurable("shoulders or hips not visible at the bottom")
-    else:
-        checks["hip_hinge"] = not_measurable(
-            f"{view.value} view: trunk lean needs the camera at the person's side")
+    checks["knee_valgus"], fppa, fppa_raw = _valgus(s, legs, rep, view, t, corr, bilateral, width_rule)
+    checks["hip_hinge"], trunk, trunk_estimate = _hip_hinge(s, rep, view, t, corr, bilateral,
+                                                            upright_trunk)
 
     # Depth, pelvis, lateral lean ---------------------------------------------
     knee_flexion = _knee_flexion(s, legs, rep, view)
     if knee_flexion is not None and not rep.partial:
         checks["depth"] = check_depth(knee_flexion, FLEXION_SD_DEG, t)
-    if frontal and not bilateral:
+    if frontal and not bilateral and side is not Side.BOTH:
         drop = _at(s.pelvic_drop_deg[side], rep) - _at(s.pelvic_drop_deg[side], _start(rep))
         if math.isfinite(drop):
             checks["pelvic_drop"] = check_single_threshold(
@@ -334,6 +272,104 @@ def _judge_rep(index: int, side: Side, rep: Rep, view: View, s: Series, settings
                 "lateral_lean", abs(lean), t.lateral_lean_watch_deg, PELVIS_SD_DEG,
                 "sideways trunk lean at the bottom vs the start of the rep")
     return RepResult(index, side, rep, view, knee_flexion, fppa, fppa_raw, trunk, trunk_estimate, checks)
+
+
+def _valgus(s: Series, legs: list[Side], rep: Rep, view: View, t, corr: LandmarkCorrection,
+            bilateral: bool, width_rule: bool) -> tuple[Check, float | None, float | None]:
+    """Knee valgus check, FPPA (corrected) and raw FPPA of the worse leg.
+
+    FPPA needs a front or back view and a thigh that still shows most of its
+    length (``MIN_THIGH_RATIO``): in a deep squat the thigh points at the
+    camera and the image angle between thigh and shank stops meaning valgus.
+    Then (and in oblique views) a bilateral squat is judged by how the knee
+    width changes relative to the ankle width instead.
+    """
+    frontal = view in (View.FRONT, View.BACK)
+    yaw_off = _yaw_from_front(s, rep)
+    width = _width_check(s, rep, t, estimate=not frontal) if width_rule else None
+    if frontal:
+        per_leg = {leg: _at(s.legs[leg].fppa_deg, rep) for leg in legs}
+        thigh = min(_at(s.legs[leg].thigh_ratio, rep) for leg in legs)
+        known = {k: v for k, v in per_leg.items() if math.isfinite(v)}
+        if not known:
+            return not_measurable("hip, knee or ankle not visible at the bottom (valgus needs the "
+                                  "whole leg, ankles included)"), None, None
+        if not thigh >= MIN_THIGH_RATIO:
+            if width is not None:
+                return width, None, None
+            return not_measurable(f"too deep to judge from the {view.value}: the thigh points at the "
+                                  "camera (FPPA is defined for a visible thigh)"), None, None
+        worst = max(known, key=known.get)
+        fppa, raw = known[worst], _at(s.legs[worst].fppa_raw_deg, rep)
+        c = check_valgus_fppa(fppa, corr.fppa_sd(back_view=view is View.BACK), t, bilateral=bilateral)
+        if bilateral:
+            c.extra["per_leg_deg"] = {k.value: _r(v) for k, v in per_leg.items()}
+            if width is not None and width.extra.get("knee_width_change") is not None:
+                c.extra["knee_width_change"] = width.extra["knee_width_change"]
+        return c, fppa, (raw if math.isfinite(raw) else None)
+    if bilateral and view is View.OBLIQUE and yaw_off <= OBLIQUE_WIDTH_MAX_YAW_DEG and width is not None:
+        return width, None, None
+    return not_measurable(f"{view.value} view: knee valgus needs the camera in front of or behind "
+                          "the person"), None, None
+
+
+def _width_check(s: Series, rep: Rep, t, *, estimate: bool) -> Check | None:
+    bottom, standing = _at(s.knee_ankle_ratio, rep), _at(s.knee_ankle_ratio, _start(rep))
+    if not (math.isfinite(bottom) and math.isfinite(standing) and standing > 0):
+        return None
+    reason = ("knee width / ankle width at the bottom vs standing"
+              + (" (oblique view: an estimate)" if estimate else
+                 " (deep squat: FPPA is not meaningful with the thighs pointing at the camera)"))
+    return check_valgus_width(bottom / standing, WIDTH_SD, t, reason=reason, estimate=estimate,
+                              extra={"knee_ankle_ratio": round(bottom, 2)})
+
+
+def _hip_hinge(s: Series, rep: Rep, view: View, t, corr: LandmarkCorrection, bilateral: bool,
+               upright_trunk: float) -> tuple[Check, float | None, bool]:
+    """Trunk-lean check, trunk flexion, and whether it is an estimate.
+
+    Side view: measured. Oblique view with the camera within 40 deg of the
+    side: the image angle is de-projected with the yaw (tan(true) = tan(image)
+    / sin(yaw)) and marked as an estimate. Front/back view, single-leg dip:
+    estimated from the trunk's foreshortening. Otherwise not measurable.
+    """
+    yaw_off = _yaw_from_front(s, rep)
+    if view is View.SIDE or (view is View.OBLIQUE and yaw_off >= 90 - NEAR_SIDE_MAX_DEG):
+        trunk = _at(s.trunk_flexion_deg, rep)
+        if not math.isfinite(trunk):
+            return not_measurable("shoulders or hips not visible at the bottom"), None, False
+        estimate = view is not View.SIDE
+        sd = corr.trunk_sd_deg
+        if estimate:
+            k = math.sin(math.radians(yaw_off))
+            trunk = math.degrees(math.atan2(math.tan(math.radians(trunk)), k))
+            sd = corr.trunk_sd_deg / k + OBLIQUE_TRUNK_EXTRA_SD_DEG
+        where = ("side view" if not estimate else
+                 f"ESTIMATE: camera {yaw_off:.0f} deg from frontal, corrected for the angle")
+        if bilateral:
+            shin = _at(nanmean_rows([s.legs[leg].shin_lean_deg for leg in (Side.LEFT, Side.RIGHT)]), rep)
+            if not math.isfinite(shin):
+                return not_measurable("knees or ankles not visible at the bottom"), trunk, estimate
+            c = check_trunk(trunk - shin, sd * math.sqrt(2), t, bilateral=True, estimate=estimate,
+                            reason=f"trunk lean minus shin lean at the bottom ({where})")
+            c.extra["shin_lean_deg"] = _r(shin)
+            c.extra["trunk_flexion_deg"] = _r(trunk)
+            return c, trunk, estimate
+        return check_trunk(trunk, sd, t, bilateral=False, estimate=estimate,
+                           reason=f"trunk flexion from vertical at the bottom ({where})"), trunk, estimate
+    if view in (View.FRONT, View.BACK):
+        length = _at(s.trunk_length_px, rep)
+        if not (math.isfinite(length) and upright_trunk > 0):
+            return not_measurable("shoulders or hips not visible at the bottom"), None, False
+        est = math.degrees(math.acos(min(max(length / upright_trunk, 0.0), 1.0)))
+        if bilateral:
+            return not_measurable(
+                f"{view.value} view: trunk vs shin lean needs a side view (trunk flexion estimated "
+                f"from foreshortening: about {est:.0f} deg)"), None, False
+        return check_trunk(est, FORESHORTENING_SD_DEG, t, bilateral=False, estimate=True,
+                           reason="ESTIMATE from the trunk's foreshortening in a "
+                                  f"{view.value} view; film from the side to measure"), est, True
+    return not_measurable(f"{view.value} view: trunk lean needs the camera at the person's side"), None, False
 
 
 def _knee_flexion(s: Series, legs: list[Side], rep: Rep, view: View) -> float | None:
@@ -360,11 +396,12 @@ def _start(rep: Rep) -> Rep:
 
 
 def _yaw_from_front(s: Series, rep: Rep) -> float:
-    yaw = getattr(s, "yaw_deg", None)
-    if yaw is None:
-        return 0.0
-    v = _at(yaw, rep)
-    return 0.0 if not math.isfinite(v) else min(abs(v), 180 - abs(v))
+    """How far the camera is from the front-back axis at the rep bottom, 0..90 deg."""
+    v = _at(s.yaw_deg, rep, half=3)
+    if not math.isfinite(v):
+        return math.nan
+    v = abs(v)
+    return min(v, 180.0 - v)
 
 
 def _side_summaries(results: list[RepResult]) -> dict[Side, SideSummary]:

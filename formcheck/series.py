@@ -15,6 +15,7 @@ import numpy as np
 from formcheck import geometry as g
 from formcheck.correction import (LandmarkCorrection, corrected_hip_px,
                                   corrected_trunk_flexion_deg)
+from formcheck.context import yaw_series
 from formcheck.pose import LEG, Landmark as L, PoseSequence, Side
 
 
@@ -23,6 +24,7 @@ class LegSeries:
     knee_flexion_deg: np.ndarray  # 3D, from world landmarks (poor in front views: depth collapses)
     knee_flexion_2d_deg: np.ndarray  # image plane: true flexion in a side view only
     knee_flexion_fs_deg: np.ndarray  # front/back view: from thigh and shank foreshortening
+    thigh_ratio: np.ndarray  # image thigh length / its upright length (1 = thigh in the image plane)
     fppa_deg: np.ndarray  # image plane, corrected hip joint centre; valgus positive
     fppa_raw_deg: np.ndarray  # image plane, MediaPipe's hip landmark as is
     knee_medial_ratio: np.ndarray  # knee medial displacement / hip-ankle length
@@ -41,14 +43,30 @@ class Series:
     lateral_lean_deg: np.ndarray  # front/back view, towards subject's left positive
     pelvic_drop_deg: dict[Side, np.ndarray]  # keyed by stance side
     knee_ankle_ratio: np.ndarray  # bilateral squat, front/back/oblique
+    yaw_deg: np.ndarray  # camera yaw per frame (formcheck.context convention), NaN unknown
     hip_y_px: np.ndarray  # hip centre height in the image (y down)
     ankle_y_px: dict[Side, np.ndarray]
+
+
+def nanmean_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """Element-wise mean of equal-length arrays ignoring NaN; NaN where all are NaN (no warning)."""
+    stack = np.stack(rows)
+    count = np.isfinite(stack).sum(axis=0)
+    total = np.nansum(stack, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
 
 
 def _upright(length: np.ndarray) -> float:
     """A segment's full (unforeshortened) image length: a high percentile over the clip."""
     ok = length[np.isfinite(length)]
     return float(np.percentile(ok, 95)) if len(ok) else np.nan
+
+
+def _thigh_ratio(hip: np.ndarray, knee: np.ndarray) -> np.ndarray:
+    thigh = np.linalg.norm(knee - hip, axis=-1)
+    with np.errstate(invalid="ignore"):
+        return thigh / _upright(thigh)
 
 
 def _foreshortened_flexion(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray) -> np.ndarray:
@@ -89,13 +107,13 @@ def compute_series(seq: PoseSequence, facing: float | np.ndarray,
                                                 seq.world[:, ankle_l]),
             knee_flexion_2d_deg=g.knee_flexion_deg(hip, knee, ankle),
             knee_flexion_fs_deg=_foreshortened_flexion(hjc, knee, ankle),
+            thigh_ratio=_thigh_ratio(hjc, knee),
             fppa_deg=g.fppa_deg(hjc, knee, ankle, other_hip),
             fppa_raw_deg=g.fppa_deg(hip, knee, ankle, other_hip),
             knee_medial_ratio=g.knee_medial_displacement(hjc, knee, ankle, other_hip),
             shin_lean_deg=g.shin_lean_deg(ankle, knee, facing),
             knee_past_toes=g.knee_past_toes(knee, ankle, toe, facing),
-            leg_visibility=np.nanmean(seq.visibility[:, [hip_l, knee_l, ankle_l]], axis=1)
-            if len(seq) else np.zeros(0),
+            leg_visibility=nanmean_rows([seq.visibility[:, i] for i in (hip_l, knee_l, ankle_l)]),
         )
     hip_c = g.midpoint(px(L.LEFT_HIP), px(L.RIGHT_HIP))
     sh_c = g.midpoint(px(L.LEFT_SHOULDER), px(L.RIGHT_SHOULDER))
@@ -114,6 +132,7 @@ def compute_series(seq: PoseSequence, facing: float | np.ndarray,
                          Side.RIGHT: g.pelvic_drop_deg(px(L.RIGHT_HIP), px(L.LEFT_HIP))},
         knee_ankle_ratio=g.knee_ankle_width_ratio(px(L.LEFT_KNEE), px(L.RIGHT_KNEE),
                                                   px(L.LEFT_ANKLE), px(L.RIGHT_ANKLE)),
+        yaw_deg=yaw_series(seq)[0] if len(seq) else np.zeros(0),
         hip_y_px=hip_c[:, 1],
         ankle_y_px={Side.LEFT: px(L.LEFT_ANKLE)[:, 1], Side.RIGHT: px(L.RIGHT_ANKLE)[:, 1]},
     )

@@ -1,0 +1,264 @@
+"""Reps, measurements and verdicts against the renders' ground truth and the real clips' labels."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from conftest import REAL, SAMPLES, SYNTH, load_gt, read_tsv, shared_clip
+
+from formcheck.context import Exercise, View
+from formcheck.pose import Side
+from formcheck.rules import Thresholds, Verdict, banded
+
+T = Thresholds()
+SIDES = {"R": Side.RIGHT, "L": Side.LEFT, "both": Side.BOTH}
+VIEWS = {"frontal": View.FRONT, "back": View.BACK, "side": View.SIDE, "oblique": View.OBLIQUE}
+
+
+def _synthetic_clips() -> list:
+    names = sorted(p.name for p in SAMPLES.glob("dev*.mp4"))
+    if SYNTH.is_dir():
+        names = sorted({*names, *(p.name for p in SYNTH.glob("dev*.mp4"))})
+    return names
+
+
+def _path(name):
+    return SAMPLES / name if (SAMPLES / name).is_file() else shared_clip(name)
+
+
+@pytest.mark.parametrize("clip", _synthetic_clips())
+def test_renders_reps_view_exercise_and_stance(clip, analysis_of):
+    path = _path(clip)
+    gt = load_gt(path)
+    a = analysis_of(path)
+    assert a.view is VIEWS[gt["camera"]["view"]]
+    assert len(a.full_reps) == len(gt["reps"])
+    fps = gt["fps"]
+    for ours, true in zip(a.full_reps, gt["reps"]):
+        first, last = true["bottom_frames"]
+        assert first / fps - 0.1 <= ours.rep.bottom_s <= last / fps + 0.1
+        if gt["spec"]["exercise"] == "single_leg" and a.exercise is Exercise.SINGLE_LEG_SQUAT:
+            assert ours.side is SIDES[true["stance"]]
+
+
+@pytest.mark.parametrize("clip", [c for c in _synthetic_clips() if "front" in c or "back" in c])
+def test_fppa_at_the_bottom_is_close_to_the_rendered_truth(clip, analysis_of):
+    path = _path(clip)
+    gt = load_gt(path)
+    a = analysis_of(path, exercise=Exercise.SQUAT if "dls" in clip else Exercise.SINGLE_LEG_SQUAT)
+    for ours, true in zip(a.full_reps, gt["reps"]):
+        legs = ["R", "L"] if true["stance"] == "both" else [true["stance"]]
+        truth = max(true["fppa_at_bottom"][k] for k in legs)
+        assert ours.fppa_deg is not None
+        # Measured after the hip-joint-centre correction: |error| <= 3 deg up to ~22 deg of
+        # valgus (SD 3.2), larger valgus still under-read by up to 8 deg (see correction.py).
+        tolerance = 4.5 if truth <= 22 else 9.0
+        assert abs(ours.fppa_deg - truth) <= tolerance, (ours.index, ours.fppa_deg, truth)
+        assert ours.fppa_deg - truth >= -9.0
+        # Raw MediaPipe under-reads more than the corrected value on average.
+        assert ours.fppa_raw_deg is not None
+
+
+@pytest.mark.parametrize("clip", [c for c in _synthetic_clips() if "front" in c or "back" in c])
+def test_valgus_verdicts_match_the_thresholds_applied_to_the_truth(clip, analysis_of):
+    path = _path(clip)
+    gt = load_gt(path)
+    a = analysis_of(path)
+    for ours, true in zip(a.full_reps, gt["reps"]):
+        legs = ["R", "L"] if true["stance"] == "both" else [true["stance"]]
+        truth = max(true["fppa_at_bottom"][k] for k in legs)
+        expected = banded(truth, T.valgus_watch_deg, T.valgus_fault_deg, 1.0)[0]
+        got = ours.checks["knee_valgus"]
+        if abs(truth - T.valgus_fault_deg) > 3 and abs(truth - T.valgus_watch_deg) > 3:
+            assert got.verdict is expected, (ours.index, got, truth)
+        assert 0.0 <= got.confidence <= 1.0
+
+
+@pytest.mark.parametrize("clip", [c for c in _synthetic_clips() if "side" in c])
+def test_side_view_trunk_flexion_matches_the_truth_and_valgus_is_not_measurable(clip, analysis_of):
+    path = _path(clip)
+    gt = load_gt(path)
+    a = analysis_of(path)
+    for ours, true in zip(a.full_reps, gt["reps"]):
+        assert ours.trunk_flexion_deg == pytest.approx(true["trunk_lean_3d_at_bottom"], abs=2.0)
+        assert not ours.trunk_estimate
+        valgus = ours.checks["knee_valgus"]
+        assert valgus.verdict is Verdict.NOT_MEASURABLE and "side view" in valgus.reason
+        assert ours.fppa_deg is None
+    if "slsR" in clip:  # lean 10, 40, 10 deg: only the middle rep folds forward
+        verdicts = [r.checks["hip_hinge"].verdict for r in a.full_reps]
+        assert verdicts[0] is Verdict.OK and verdicts[2] is Verdict.OK
+        assert verdicts[1] in (Verdict.WATCH, Verdict.FAULT)
+
+
+def test_front_view_trunk_lean_is_labelled_an_estimate(analysis_of):
+    a = analysis_of(SAMPLES / "dev02_slsR_front_fppa0-20-30.mp4")
+    for r in a.full_reps:
+        assert r.trunk_estimate and r.checks["hip_hinge"].estimate
+        assert "ESTIMATE" in r.checks["hip_hinge"].reason
+
+
+def test_json_has_the_documented_shape(analysis_of):
+    d = json.loads(json.dumps(analysis_of(SAMPLES / "dev06_dls_front_fppa0-15-25.mp4").to_dict()))
+    assert d["exercise"] == "squat" and d["view"] == "front"
+    assert d["rep_count"] == 3 and len(d["reps"]) == 3
+    for r in d["reps"]:
+        assert set(r) >= {"index", "side", "start_s", "bottom_s", "end_s", "partial", "knee_flexion_deg",
+                          "fppa_deg", "trunk_flexion_deg", "verdicts", "cues"}
+        assert r["side"] == "both" and r["start_s"] < r["bottom_s"] < r["end_s"]
+        assert set(r["verdicts"]) >= {"knee_valgus", "hip_hinge"}
+        assert r["trunk_flexion_deg"] is None  # squat from the front: trunk vs shin needs a side view
+        assert r["verdicts"]["hip_hinge"] == "not_measurable"
+    assert [r["verdicts"]["knee_valgus"] for r in d["reps"]] == ["ok", "watch", "fault"]
+    assert d["reps"][2]["cues"] == ["Push your knees out in line with your toes."]
+    assert "professional" in d["safety"] or "physiotherapist" in d["safety"]
+
+
+def test_left_vs_right_difference_below_the_sdd_is_no_clear_difference(analysis_of):
+    from formcheck.analysis import _compare, SideSummary  # noqa: PLC0415
+    from formcheck.settings import Settings
+
+    a = analysis_of(SAMPLES / "dev02_slsR_front_fppa0-20-30.mp4")
+    right = a.sides[Side.RIGHT]
+    assert right.reps == 3 and right.fppa_worst_deg > right.fppa_mean_deg
+    left_close = SideSummary(Side.LEFT, 3, 0, right.fppa_mean_deg + 5, None, None, None, 0)
+    left_far = SideSummary(Side.LEFT, 3, 0, right.fppa_mean_deg + 12, None, None, None, 0)
+    close = _compare({Side.RIGHT: right, Side.LEFT: left_close}, Settings())
+    far = _compare({Side.RIGHT: right, Side.LEFT: left_far}, Settings())
+    assert close["fppa"]["weaker"] is None and "no clear difference" in close["fppa"]["note"]
+    assert far["fppa"]["weaker"] == "left"
+    assert not a.comparison["available"]  # one leg only
+
+
+def test_a_right_leg_set_then_a_left_leg_set_are_compared(pose_of, tmp_path):
+    """Two single-leg clips back to back: one analysis with two sets and a comparison."""
+    from formcheck.analysis import analyze_pose
+    from formcheck.pose import PoseSequence
+
+    right = pose_of(SAMPLES / "dev02_slsR_front_fppa0-20-30.mp4")
+    left_path = SYNTH / "dev03_slsL_front_fppa25-25-25.mp4"
+    if not left_path.is_file():
+        pytest.skip("needs ../shared/clips/synthetic")
+    left = pose_of(left_path)
+    shifted = left.with_arrays(timestamps_ms=left.timestamps_ms + right.timestamps_ms[-1] + 1000 / 30)
+    both = PoseSequence.concatenate([right, shifted])
+    a = analyze_pose(both)
+    sides = [r.side for r in a.full_reps]
+    assert sides == [Side.RIGHT] * 3 + [Side.LEFT] * 3
+    assert a.comparison["available"]
+    # right 0/20/30 (mean ~17 read), left 25/25/25 (~23 read): within the 8 deg SDD.
+    assert a.comparison["fppa"]["difference_deg"] is not None
+
+
+def _label_reps() -> dict:
+    if not REAL.is_dir():
+        return {}
+    out = defaultdict(list)
+    for r in read_tsv(REAL / "labels_reps.tsv"):
+        out[r["clip"]].append(r)
+    return out
+
+
+# Real clips whose rep count we assert (labels by eye; the full table is in bench/evaluate.py).
+REAL_COUNTS = ["nowva_squat_01.mp4", "posture_kneesquat_01.mp4", "posture_correct_01.mp4",
+               "pooja_squat_01.mp4", "myfitcal_bodyweight_01.mp4", "spotter_10.mp4",
+               "liftcheck_squat_01.mp4", "rohan_squat_01.mp4", "posture_proc_000.mp4",
+               "myfitcal_pistol_01.mp4"]
+
+
+@pytest.mark.parametrize("clip", REAL_COUNTS)
+def test_real_clip_rep_counts_match_the_labels(clip, analysis_of):
+    path = shared_clip(clip)
+    labels = {r["clip"]: r for r in read_tsv(REAL / "labels_clips.tsv")}
+    a = analysis_of(path)
+    assert len(a.full_reps) == int(labels[clip]["reps_total"])
+    bottoms = [float(r["bottom_s"]) for r in _label_reps()[clip]]
+    for ours, label in zip(a.full_reps, bottoms):
+        assert abs(ours.rep.bottom_s - label) < 0.6
+
+
+def test_front_view_control_squats_are_not_flagged_for_valgus(analysis_of):
+    for clip in ("nowva_squat_01.mp4", "spotter_10.mp4", "myfitcal_bodyweight_01.mp4"):
+        a = analysis_of(shared_clip(clip))
+        verdicts = [r.checks["knee_valgus"].verdict for r in a.full_reps]
+        assert verdicts and all(v is Verdict.OK for v in verdicts), (clip, verdicts)
+
+
+def test_deep_front_view_squat_reports_no_meaningless_fppa(analysis_of):
+    """Thighs pointing at the camera: no FPPA number, the knee-width rule instead."""
+    a = analysis_of(shared_clip("nowva_squat_01.mp4"))
+    for r in a.full_reps:
+        assert r.fppa_deg is None
+        assert "knee width" in r.checks["knee_valgus"].reason
+
+
+def test_knee_collapse_is_flagged_on_the_labelled_valgus_clip(analysis_of):
+    a = analysis_of(shared_clip("posture_kneesquat_01.mp4"))
+    flagged = [r.checks["knee_valgus"].verdict in (Verdict.WATCH, Verdict.FAULT) for r in a.full_reps]
+    assert sum(flagged) >= 3  # labels: valgus on all 4 reps (oblique view: an estimate)
+    assert all(r.checks["knee_valgus"].estimate for r in a.full_reps)
+
+
+def test_hinge_dominant_squats_are_flagged_for_trunk_lean(analysis_of):
+    a = analysis_of(shared_clip("posture_proc_000.mp4"))  # labels: big forward lean on all 15
+    flagged = [r.checks["hip_hinge"].verdict in (Verdict.WATCH, Verdict.FAULT) for r in a.full_reps]
+    assert sum(flagged) >= 13
+
+
+def test_mirror_reflection_does_not_replace_the_lifter(pose_of):
+    """rohan_squat_01: a mirror shows the lifter and the camera operator."""
+    seq = pose_of(shared_clip("rohan_squat_01.mp4"))
+    hips = np.nanmean(seq.pixels()[:, [23, 24]], axis=1)
+    steps = np.linalg.norm(np.diff(hips, axis=0), axis=1)
+    torso = np.nanmedian(np.linalg.norm(seq.pixels()[:, 11] - seq.pixels()[:, 23], axis=1))
+    assert seq.detection_rate > 0.9
+    assert np.nanmax(steps) < 0.6 * torso  # no jump to another person
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "formcheck", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_analyze_command_prints_the_table_and_writes_json_and_csv(tmp_path):
+    clip = SAMPLES / "dev05_slsR_side_lean10-40-10.mp4"
+    r = _cli("analyze", str(clip), "--json", str(tmp_path / "a.json"), "--csv", str(tmp_path / "a.csv"), "-q")
+    assert r.returncode == 0, r.stderr
+    assert "side view" in r.stdout and "FAULT" in r.stdout and "Sit back" in r.stdout
+    d = json.loads((tmp_path / "a.json").read_text())
+    assert d["view"] == "side" and d["exercise"] == "single_leg_squat" and d["rep_count"] == 3
+    assert [x["fppa_deg"] for x in d["reps"]] == [None, None, None]
+    rows = list(csv.DictReader((tmp_path / "a.csv").open()))
+    assert [row["hip_hinge"] for row in rows] == [x["verdicts"]["hip_hinge"] for x in d["reps"]]
+
+
+def test_thresholds_come_from_the_settings_file_and_set_options(tmp_path):
+    clip = SAMPLES / "dev05_slsR_side_lean10-40-10.mp4"
+    toml = tmp_path / "strict.toml"
+    toml.write_text("[thresholds]\nsls_trunk_watch_deg = 5.0\nsls_trunk_fault_deg = 8.0\n")
+    r = _cli("analyze", str(clip), "--settings", str(toml), "--json", "-", "-q")
+    assert r.returncode == 0, r.stderr
+    assert [x["verdicts"]["hip_hinge"] for x in json.loads(r.stdout)["reps"]] == ["fault"] * 3
+    r = _cli("analyze", str(clip), "--set", "thresholds.sls_trunk_fault_deg=60",
+             "--set", "thresholds.sls_trunk_watch_deg=50", "--json", "-", "-q")
+    assert [x["verdicts"]["hip_hinge"] for x in json.loads(r.stdout)["reps"]] == ["ok"] * 3
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[thresholds\nvalgus = 1", "not valid toml"),
+    ("[thresholds]\nvalgus_flag = 12\n", "unknown key 'valgus_flag'"),
+    ("[thresholds]\nvalgus_fault_deg = 400\n", "out of range"),
+    ("[colours]\nred = 1\n", "unknown section"),
+])
+def test_bad_settings_are_named_in_one_line(tmp_path, content, message):
+    toml = tmp_path / "bad.toml"
+    toml.write_text(content)
+    r = _cli("analyze", str(SAMPLES / "dev05_slsR_side_lean10-40-10.mp4"), "--settings", str(toml))
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr.lower()
