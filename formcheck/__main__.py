@@ -2,4 +2,5 @@
 
 from formcheck.cli import app
 
-app(prog_name="formcheck")
+if __name__ == "__main__":  # worker processes (spawn) import this module too
+    app(prog_name="formcheck")

@@ -157,15 +157,19 @@ Progress = Callable[[int], None]
 
 def analyze(path: str | Path, *, settings: Settings | None = None, exercise: Exercise | None = None,
             progress: Progress = lambda n: None, pose: PoseSequence | None = None,
-            correction: LandmarkCorrection = DEFAULT_CORRECTION) -> Analysis:
-    """Analyse one clip. ``pose`` skips the pose model (landmarks computed before)."""
+            correction: LandmarkCorrection = DEFAULT_CORRECTION, workers: int = 1) -> Analysis:
+    """Analyse one clip. ``pose`` skips the pose model (landmarks computed before).
+
+    ``workers`` > 1 tracks segments of the clip in that many processes (call it
+    from under ``if __name__ == "__main__":``, as multiprocessing requires).
+    """
     from formcheck.extract import extract_pose
     from formcheck.video import probe
 
     settings = settings or Settings()
     info = probe(path)
     raw = pose if pose is not None else extract_pose(path, estimator=settings.model,
-                                                      progress=progress, info=info)
+                                                      progress=progress, info=info, workers=workers)
     return analyze_pose(raw, settings=settings, exercise=exercise, info=info, source=str(path),
                         correction=correction)
 

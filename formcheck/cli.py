@@ -75,6 +75,8 @@ VideoArg = Annotated[Path, typer.Argument(help="Video file (mp4, mov, m4v, webm,
                                           show_default=False)]
 ModelOpt = Annotated[str, typer.Option("--model", help="Pose model: full (bundled), lite, heavy, "
                                        "or a path to a .task file.")]
+WorkersOpt = Annotated[Optional[int], typer.Option(
+    "--workers", "-j", min=1, help="Processes for one clip (default: one per core).")]
 
 
 @app.command()
@@ -86,11 +88,12 @@ def pose(
     raw: Annotated[bool, typer.Option(help="Write the raw landmarks (no smoothing or gap filling).")
                    ] = False,
     model: ModelOpt = "full",
+    workers: WorkersOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Extract one person's landmarks from a video (33 BlazePose points per frame)."""
     from formcheck.estimator import EstimatorSettings
-    from formcheck.extract import extract_pose
+    from formcheck.extract import default_workers, extract_pose
     from formcheck.landmark_io import check_output_path, write_pose
     from formcheck.smoothing import smooth
     from formcheck.video import probe
@@ -99,7 +102,8 @@ def pose(
         check_output_path(output, (".json", ".csv", ".npz"))
     info = probe(video)
     with _Bar(info.frame_count, f"pose {video.name}", quiet) as bar:
-        seq = extract_pose(video, estimator=EstimatorSettings(model=model), progress=bar, info=info)
+        seq = extract_pose(video, estimator=EstimatorSettings(model=model), progress=bar, info=info,
+                           workers=workers or default_workers())
     if not raw:
         seq = smooth(seq)
     err.print(f"{video.name}: {info.width}x{info.height}, {seq.fps:.2f} fps, {len(seq)} frames, "
@@ -153,10 +157,12 @@ def analyze(
     settings_file: SettingsOpt = None,
     set_: SetOpt = None,
     model: ModelOpt = "full",
+    workers: WorkersOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Check form rep by rep: knee valgus (FPPA), trunk lean, depth, left vs right."""
     from formcheck.analysis import analyze as run_analysis
+    from formcheck.extract import default_workers
     from formcheck.landmark_io import check_output_path
     from formcheck.report import print_analysis, write_csv, write_json
     from formcheck.video import probe
@@ -172,7 +178,8 @@ def analyze(
         _make_dir(snapshots)
     info = probe(video)
     with _Bar(info.frame_count, f"analyse {video.name}", quiet) as bar:
-        result = run_analysis(video, settings=settings, exercise=ex, progress=bar)
+        result = run_analysis(video, settings=settings, exercise=ex, progress=bar,
+                              workers=workers or default_workers())
     if json_out is not None and str(json_out) == "-":
         import json
 

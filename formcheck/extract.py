@@ -3,11 +3,22 @@
 Decode (PyAV, real timestamps, rotation applied) -> PoseLandmarker (VIDEO
 mode) -> SubjectTracker -> arrays. Frames stream through: memory does not
 grow with the clip beyond the landmark arrays (about 2 KB a frame).
+
+One landmarker uses one core. With ``workers > 1`` the clip is cut into
+time segments, each tracked in its own process from a short warm-up before
+its start (so the tracker has settled when its frames begin), and the
+segments are stitched in time order: every core works on one clip, and the
+result matches a sequential pass within landmark noise (tests/test_speed.py).
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import queue
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,37 +31,48 @@ from formcheck.video import VideoInfo, probe, read_frames
 
 Progress = Callable[[int], None]  # called with the number of frames just done
 
+MIN_SEGMENT_S = 4.0  # shorter segments spend too much of their time warming up
+WARMUP_S = 1.0  # frames tracked before a segment starts, then dropped
+_PROGRESS_EVERY = 10
+
 
 def _no_progress(_: int) -> None:
     return None
 
 
-def extract_pose(
-    path: str | Path,
-    *,
-    estimator: EstimatorSettings | None = None,
-    tracker: TrackerSettings | None = None,
-    progress: Progress = _no_progress,
-    info: VideoInfo | None = None,
-    require_person: bool = True,
-) -> PoseSequence:
-    """Run the pose model over a clip and follow one person through it.
+def default_workers() -> int:
+    """Cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
-    Raises InputError for files that are not decodable video, and
-    NoPersonError if no person is found in any frame (when ``require_person``).
-    """
-    info = info or probe(path)
-    times: list[float] = []
-    xyz: list[np.ndarray] = []
-    world: list[np.ndarray] = []
-    vis: list[np.ndarray] = []
+
+@dataclass
+class _Part:
+    times: np.ndarray
+    xyz: np.ndarray
+    world: np.ndarray
+    vis: np.ndarray
+    rejected: int
+
+
+def _track(path: str, width: int, height: int, estimator: EstimatorSettings | None,
+           tracker: TrackerSettings | None, start_ms: float | None, keep_from_ms: float,
+           end_ms: float, progress: Progress) -> _Part:
+    """Track frames from ``start_ms``; keep those in [keep_from_ms, end_ms)."""
+    times, xyz, world, vis = [], [], [], []
     missing3 = np.full((NUM_LANDMARKS, 3), np.nan)
     missing1 = np.full(NUM_LANDMARKS, np.nan)
-    subject = SubjectTracker(info.width, info.height, tracker)
+    subject = SubjectTracker(width, height, tracker)
     with PoseEstimator(estimator) as model:
-        for frame in read_frames(path):
+        for frame in read_frames(path, start_ms=start_ms):
+            if frame.t_ms >= end_ms:
+                break
             candidates = model.process(frame.image, frame.t_ms)
             idx = subject.update(candidates, frame.t_ms)
+            if frame.t_ms < keep_from_ms:
+                continue
             times.append(frame.t_ms)
             if idx is None:
                 xyz.append(missing3)
@@ -61,10 +83,106 @@ def extract_pose(
                 world.append(candidates.world[idx])
                 vis.append(candidates.visibility[idx])
             progress(1)
-    seq = PoseSequence(np.array(times), np.array(xyz).reshape(-1, NUM_LANDMARKS, 3),
-                       np.array(world).reshape(-1, NUM_LANDMARKS, 3),
-                       np.array(vis).reshape(-1, NUM_LANDMARKS), info.width, info.height,
-                       meta={"source": str(path), "rejected_candidates": subject.rejected})
+    return _Part(np.array(times, dtype=np.float64), np.array(xyz).reshape(-1, NUM_LANDMARKS, 3),
+                 np.array(world).reshape(-1, NUM_LANDMARKS, 3),
+                 np.array(vis).reshape(-1, NUM_LANDMARKS), subject.rejected)
+
+
+_QUEUE = None  # the progress queue, inherited by each worker process
+
+
+def _init_worker(progress_queue) -> None:
+    global _QUEUE
+    _QUEUE = progress_queue
+
+
+def _worker(args: tuple) -> _Part:
+    """Process entry point: one segment, progress reported every few frames."""
+    progress_queue = _QUEUE
+    done = [0]
+
+    def report(n: int) -> None:
+        done[0] += n
+        if done[0] >= _PROGRESS_EVERY:
+            progress_queue.put(done[0])
+            done[0] = 0
+
+    part = _track(*args, progress=report)
+    if done[0]:
+        progress_queue.put(done[0])
+    return part
+
+
+def plan_segments(duration_s: float | None, workers: int) -> list[tuple[float, float]]:
+    """[start_ms, end_ms) of each segment; one segment when the clip is short."""
+    if not duration_s or workers <= 1:
+        return [(0.0, np.inf)]
+    n = int(min(workers, max(1, duration_s // MIN_SEGMENT_S)))
+    bounds = [duration_s * 1000.0 * k / n for k in range(n)] + [np.inf]
+    return [(bounds[k], bounds[k + 1]) for k in range(n)]
+
+
+def extract_pose(
+    path: str | Path,
+    *,
+    estimator: EstimatorSettings | None = None,
+    tracker: TrackerSettings | None = None,
+    progress: Progress = _no_progress,
+    info: VideoInfo | None = None,
+    require_person: bool = True,
+    workers: int = 1,
+) -> PoseSequence:
+    """Run the pose model over a clip and follow one person through it.
+
+    ``workers``: processes to use (segments of at least ``MIN_SEGMENT_S``).
+    Raises InputError for files that are not decodable video, and
+    NoPersonError if no person is found in any frame (when ``require_person``).
+    """
+    info = info or probe(path)
+    segments = plan_segments(info.duration_s, workers)
+    if len(segments) == 1:
+        parts = [_track(str(path), info.width, info.height, estimator, tracker, None, 0.0, np.inf,
+                        progress)]
+    else:
+        parts = _parallel(str(path), info, estimator, tracker, segments, progress)
+    seq = PoseSequence(np.concatenate([p.times for p in parts]),
+                       np.concatenate([p.xyz for p in parts]),
+                       np.concatenate([p.world for p in parts]),
+                       np.concatenate([p.vis for p in parts]), info.width, info.height,
+                       meta={"source": str(path), "segments": len(parts),
+                             "rejected_candidates": sum(p.rejected for p in parts)})
     if require_person and not seq.detected.any():
         raise NoPersonError(f"no person found in any of the {len(seq)} frames of {Path(path).name}")
     return seq
+
+
+def _parallel(path: str, info: VideoInfo, estimator, tracker, segments, progress: Progress) -> list[_Part]:
+    ctx = mp.get_context("spawn")  # MediaPipe's threads do not survive fork
+    progress_queue = ctx.Queue()
+    jobs = []
+    for start, end in segments:
+        warm = max(start - WARMUP_S * 1000.0, 0.0) if start > 0 else None
+        jobs.append((path, info.width, info.height, estimator, tracker, warm, start, end))
+    with cf.ProcessPoolExecutor(max_workers=len(jobs), mp_context=ctx, initializer=_init_worker,
+                                initargs=(progress_queue,)) as pool:
+        futures = [pool.submit(_worker, job) for job in jobs]
+        pending = set(futures)
+        while pending:
+            done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+            _drain(progress_queue, progress)
+            for f in done:
+                exc = f.exception()
+                if exc is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise exc
+        _drain(progress_queue, progress)
+        return [f.result() for f in futures]
+
+
+def _drain(progress_queue, progress: Progress) -> None:
+    while True:
+        try:
+            progress(progress_queue.get_nowait())
+        except queue.Empty:
+            return

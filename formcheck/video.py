@@ -169,7 +169,8 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
                          codec=stream.codec_context.name, has_video=True)
 
 
-def read_frames(path: str | os.PathLike[str], *, max_side: int | None = None) -> Iterator[Frame]:
+def read_frames(path: str | os.PathLike[str], *, max_side: int | None = None,
+                start_ms: float | None = None) -> Iterator[Frame]:
     """Decode every frame of a clip as an upright RGB :class:`Frame`.
 
     ``t_ms`` is ``(pts - first pts) * time_base * 1000``. A missing pts becomes
@@ -179,14 +180,27 @@ def read_frames(path: str | os.PathLike[str], *, max_side: int | None = None) ->
 
     A truncated or damaged file yields what decodes and stops (a warning is
     logged); :class:`InputError` if nothing decodes. Never raises PyAV errors.
+
+    ``start_ms`` seeks: frames before it are skipped (decoding starts at the
+    key frame before it), times stay relative to the clip's first frame, and
+    ``index`` counts from the first frame yielded. Used by parallel workers.
     """
     path = Path(path)
+    origin: float | None = None
+    if start_ms:
+        origin = _first_pts_ms(path)
     container, stream = _open_input(path)
     with container:
+        if start_ms and origin is not None and stream.time_base is not None:
+            target = int((origin + start_ms) / 1000.0 / stream.time_base)
+            try:
+                container.seek(max(target, 0), backward=True, any_frame=False, stream=stream)
+            except av.FFmpegError:
+                container.seek(0, stream=stream)
         rate = stream.guessed_rate or stream.average_rate
         interval_ms = 1000.0 / float(rate) if rate else 1000.0 / 30.0
         time_base = stream.time_base
-        origin_ms: float | None = None
+        origin_ms: float | None = origin
         prev_ms: float | None = None
         quarters = 0
         size: dict[str, int] = {}
@@ -196,7 +210,12 @@ def read_frames(path: str | os.PathLike[str], *, max_side: int | None = None) ->
                 if index == 0:
                     quarters = _ccw_quarters(av_frame)
                     size = _scaled_size(av_frame.width, av_frame.height, max_side)
-                t_ms = _repair_time(av_frame.pts, time_base, origin_ms, prev_ms, interval_ms)
+                if origin is not None and prev_ms is None:  # after a seek: time from the pts
+                    t_ms = _repair_time(av_frame.pts, time_base, origin_ms, -1e9, interval_ms)
+                    if t_ms < start_ms - 0.5:
+                        continue
+                else:
+                    t_ms = _repair_time(av_frame.pts, time_base, origin_ms, prev_ms, interval_ms)
                 if origin_ms is None and av_frame.pts is not None and time_base is not None:
                     origin_ms = float(av_frame.pts * time_base) * 1000.0 - t_ms
                 image = av_frame.to_ndarray(format="rgb24", **size)
@@ -211,6 +230,18 @@ def read_frames(path: str | os.PathLike[str], *, max_side: int | None = None) ->
             log.warning("%s: stopped at a frame that cannot be converted (%s)", path, exc)
         if index == 0:
             raise InputError(f"{path}: no decodable video frames")
+
+
+def _first_pts_ms(path: Path) -> float | None:
+    """Presentation time (ms) of the clip's first frame, the origin of ``t_ms``."""
+    container, stream = _open_input(path)
+    with container:
+        frames = _decoded_frames(container, stream, path)
+        first = next(frames, None)
+        frames.close()
+        if first is None or first.pts is None or stream.time_base is None:
+            return None
+        return float(first.pts * stream.time_base) * 1000.0
 
 
 def _scaled_size(width: int, height: int, max_side: int | None) -> dict[str, int]:

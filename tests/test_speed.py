@@ -1,0 +1,41 @@
+"""Parallel tracking of one clip gives the same result as one sequential pass.
+
+(Speed itself is measured by bench/speed.py, not asserted here.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SAMPLES
+
+from formcheck.analysis import analyze_pose
+from formcheck.extract import extract_pose, plan_segments
+
+
+@pytest.mark.parametrize("clip", ["dev02_slsR_front_fppa0-20-30.mp4", "nowva_squat_01.mp4"])
+def test_segments_tracked_in_two_processes_match_a_sequential_pass(clip, pose_of):
+    path = SAMPLES / clip
+    sequential = pose_of(path)
+    parallel = extract_pose(path, workers=2)
+    assert parallel.meta["segments"] == 2
+    np.testing.assert_array_equal(parallel.timestamps_ms, sequential.timestamps_ms)
+    assert np.array_equal(parallel.detected, sequential.detected)
+    diff = np.abs(parallel.xyz[..., :2] - sequential.xyz[..., :2])
+    assert np.nanpercentile(diff, 99) < 0.005 and np.nanmax(diff) < 0.02
+    a, b = analyze_pose(sequential), analyze_pose(parallel)
+    assert len(a.reps) == len(b.reps)
+    for ra, rb in zip(a.reps, b.reps):
+        assert abs(ra.rep.bottom_s - rb.rep.bottom_s) < 0.1
+        assert {k: c.verdict for k, c in ra.checks.items()} == {k: c.verdict for k, c in rb.checks.items()}
+        if ra.fppa_deg is not None:
+            assert abs(ra.fppa_deg - rb.fppa_deg) < 1.0
+
+
+@pytest.mark.parametrize("duration, workers, expected", [
+    (30.0, 2, 2), (30.0, 1, 1), (6.0, 2, 1), (9.0, 4, 2), (None, 2, 1), (100.0, 3, 3)])
+def test_segment_plan(duration, workers, expected):
+    segments = plan_segments(duration, workers)
+    assert len(segments) == expected
+    assert segments[0][0] == 0.0 and segments[-1][1] == np.inf
+    assert all(a[1] == b[0] for a, b in zip(segments, segments[1:]))
