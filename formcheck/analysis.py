@@ -290,6 +290,10 @@ def _valgus(s: Series, legs: list[Side], rep: Rep, view: View, t, corr: Landmark
     """
     frontal = view in (View.FRONT, View.BACK)
     yaw_off = _yaw_from_front(s, rep)
+    could_judge = frontal or (width_rule and view is View.OBLIQUE and yaw_off <= OBLIQUE_WIDTH_MAX_YAW_DEG)
+    if could_judge and min(_at(s.legs[leg].ankle_seen, rep) for leg in legs) < 0.5:
+        return not_measurable("feet out of frame (or hidden) at the bottom: knee valgus needs the "
+                              "ankles; film the whole body, feet included"), None, None
     width = _width_check(s, rep, t, estimate=not frontal) if width_rule else None
     if frontal:
         per_leg = {leg: _at(s.legs[leg].fppa_deg, rep) for leg in legs}

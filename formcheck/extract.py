@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from formcheck.errors import NoPersonError
+from formcheck.errors import InputError, NoPersonError
 from formcheck.estimator import EstimatorSettings, PoseEstimator
 from formcheck.pose import NUM_LANDMARKS, PoseSequence
 from formcheck.tracking import SubjectTracker, TrackerSettings
@@ -31,6 +31,7 @@ from formcheck.video import VideoInfo, probe, read_frames
 
 Progress = Callable[[int], None]  # called with the number of frames just done
 
+MIN_SIDE_PX = 96  # below this a whole body is a few pixels wide: the detector finds nobody
 MIN_SEGMENT_S = 4.0  # shorter segments spend too much of their time warming up
 WARMUP_S = 1.0  # frames tracked before a segment starts, then dropped
 _PROGRESS_EVERY = 10
@@ -139,6 +140,9 @@ def extract_pose(
     NoPersonError if no person is found in any frame (when ``require_person``).
     """
     info = info or probe(path)
+    if min(info.width, info.height) < MIN_SIDE_PX:
+        raise InputError(f"{Path(path).name}: the video is too small ({info.width}x{info.height} "
+                         f"pixels); formcheck needs at least {MIN_SIDE_PX} pixels on the short side")
     segments = plan_segments(info.duration_s, workers)
     if len(segments) == 1:
         parts = [_track(str(path), info.width, info.height, estimator, tracker, None, 0.0, np.inf,

@@ -31,6 +31,7 @@ class LegSeries:
     shin_lean_deg: np.ndarray  # side view, forward positive (needs facing)
     knee_past_toes: np.ndarray  # side view, / shank length
     leg_visibility: np.ndarray  # mean visibility of hip, knee, ankle
+    ankle_seen: np.ndarray  # 1.0 where the ankle is inside the frame and visible, else 0.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,17 @@ def nanmean_rows(rows: list[np.ndarray]) -> np.ndarray:
     total = np.nansum(stack, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / count, np.nan)
+
+
+MIN_VISIBILITY = 0.5  # MediaPipe's own default threshold for a landmark being visible
+
+
+def _seen(seq: PoseSequence, landmark: L) -> np.ndarray:
+    """1.0 where ``landmark`` lies inside the frame with visibility >= MIN_VISIBILITY."""
+    xy = seq.xyz[:, landmark, :2]
+    inside = np.all((xy >= 0.0) & (xy <= 1.0), axis=1)
+    visible = np.nan_to_num(seq.visibility[:, landmark]) >= MIN_VISIBILITY
+    return (inside & visible).astype(float)
 
 
 def _upright(length: np.ndarray) -> float:
@@ -114,6 +126,7 @@ def compute_series(seq: PoseSequence, facing: float | np.ndarray,
             shin_lean_deg=g.shin_lean_deg(ankle, knee, facing),
             knee_past_toes=g.knee_past_toes(knee, ankle, toe, facing),
             leg_visibility=nanmean_rows([seq.visibility[:, i] for i in (hip_l, knee_l, ankle_l)]),
+            ankle_seen=_seen(seq, ankle_l),
         )
     hip_c = g.midpoint(px(L.LEFT_HIP), px(L.RIGHT_HIP))
     sh_c = g.midpoint(px(L.LEFT_SHOULDER), px(L.RIGHT_SHOULDER))

@@ -137,13 +137,20 @@ def _ccw_quarters(frame: Any) -> int:
     return int(round(float(getattr(frame, "rotation", 0) or 0) / 90.0)) % 4
 
 
+_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe",
+                  "gif_pipe", "heif", "avif")
+
+
 def probe(path: str | os.PathLike[str]) -> VideoInfo:
     """Read a clip's header and first frame. Raises :class:`InputError` with
     one line naming the file if it is missing, empty, not a video, audio only,
-    or has no decodable frame."""
+    a still image, or has no decodable frame."""
     path = Path(path)
     container, stream = _open_input(path)
     with container:
+        if any(name in _IMAGE_FORMATS for name in container.format.name.split(",")):
+            raise InputError(f"{path}: is a still image ({stream.codec_context.name}), not a video; "
+                             "film the exercise as a video")
         frames = _decoded_frames(container, stream, path)
         first = next(frames, None)
         frames.close()
