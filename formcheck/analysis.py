@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from formcheck.context import ClipContext, Exercise, View, estimate_context
+from formcheck.context import ClipContext, Exercise, SetSegment, View, estimate_context
 from formcheck.correction import DEFAULT_CORRECTION, LandmarkCorrection
 from formcheck.errors import NoPersonError
 from formcheck.pose import PoseSequence, Side
@@ -193,8 +193,12 @@ def analyze_pose(raw: PoseSequence, *, settings: Settings | None = None,
                      "judged; tell formcheck with --exercise for exercise-specific rules.")
     upright_trunk = _upright_trunk_length(series)
 
+    sets = ctx.sets or _fallback_set(seq, ex)
+    if not ctx.sets and sets:
+        notes.append("The feet could not be seen well enough to tell which leg works: reps are "
+                     "counted from the hips, both knees judged.")
     results: list[RepResult] = []
-    for seg in ctx.sets:
+    for seg in sets:
         stance = seg.stance
         if stance is Side.BOTH:
             ankle_y = nanmean_rows([series.ankle_y_px[Side.LEFT], series.ankle_y_px[Side.RIGHT]])
@@ -218,6 +222,30 @@ def analyze_pose(raw: PoseSequence, *, settings: Settings | None = None,
     return Analysis(source=source, info=info, pose=seq, raw_pose=raw, series=series, context=ctx,
                     exercise=ex, reps=results, sides=sides, comparison=comparison, notes=notes,
                     settings=settings)
+
+
+def _fallback_set(seq: PoseSequence, exercise: Exercise) -> list[SetSegment]:
+    """One set on both legs over the frames with a person (when the feet were not judged)."""
+    found = np.flatnonzero(seq.detected)
+    if len(found) < 3:
+        return []
+    t = seq.times_s
+    return [SetSegment(float(t[found[0]]), float(t[found[-1]]), exercise, Side.BOTH, 0.0)]
+
+
+def _gaps(seq: PoseSequence, min_s: float) -> list[tuple[float, float]]:
+    """Stretches longer than ``min_s`` without the person, between first and last sighting."""
+    found = np.flatnonzero(seq.detected)
+    if len(found) < 2:
+        return []
+    t = seq.times_s
+    jumps = np.flatnonzero(np.diff(found) > 1)
+    out = []
+    for j in jumps:
+        a, b = t[found[j]], t[found[j + 1]]
+        if b - a > min_s:
+            out.append((float(a), float(b)))
+    return out
 
 
 def _shift(rep: Rep, offset: int) -> Rep:
@@ -472,6 +500,9 @@ def _notes(ctx: ClipContext, results: list[RepResult], raw: PoseSequence) -> lis
         notes.append("The camera view could not be recognised: nothing could be measured reliably.")
     if raw.detection_rate < 0.8:
         notes.append(f"The person was found in only {raw.detection_rate:.0%} of the frames.")
+    for a, b in _gaps(raw, 0.5):
+        notes.append(f"The person was lost (out of frame or hidden) from {a:.1f} s to {b:.1f} s; "
+                     "a rep during that time is not counted.")
     if not results:
         notes.append("No repetitions found.")
     elif not [r for r in results if not r.rep.partial]:
