@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from formcheck.analysis import analyze_pose  # noqa: E402
 from formcheck.extract import extract_pose  # noqa: E402
 from formcheck.landmark_io import write_pose  # noqa: E402
-from formcheck.pose import PoseSequence, Side  # noqa: E402
+from formcheck.pose import PoseSequence  # noqa: E402
 from formcheck.rules import Thresholds, Verdict, banded  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "clips"

@@ -116,6 +116,7 @@ class Analysis:
     comparison: dict
     notes: list[str] = field(default_factory=list)
     settings: Settings = field(default_factory=Settings)
+    correction: LandmarkCorrection = DEFAULT_CORRECTION
 
     @property
     def view(self) -> View:
@@ -221,7 +222,7 @@ def analyze_pose(raw: PoseSequence, *, settings: Settings | None = None,
     notes.extend(_notes(ctx, results, raw))
     return Analysis(source=source, info=info, pose=seq, raw_pose=raw, series=series, context=ctx,
                     exercise=ex, reps=results, sides=sides, comparison=comparison, notes=notes,
-                    settings=settings)
+                    settings=settings, correction=correction)
 
 
 def _fallback_set(seq: PoseSequence, exercise: Exercise) -> list[SetSegment]:

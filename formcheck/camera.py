@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from formcheck._native import quiet_native_stderr
 from formcheck.errors import CameraError
 from formcheck.video import MIN_STEP_MS, Frame, VideoInfo, probe, read_frames
 
@@ -135,7 +136,8 @@ class CameraSource(_LiveSource):
         self._cv2 = cv2
         self._timeout_s = frame_timeout_s
         name = f"camera {spec}" if isinstance(spec, int) else f"stream {spec}"
-        self._cap = cv2.VideoCapture(spec)
+        with quiet_native_stderr():  # OpenCV logs every backend it tries to fd 2
+            self._cap = cv2.VideoCapture(spec)
         if not self._cap.isOpened():
             raise CameraError(f"{name} is not available (it cannot be opened; "
                               "is it connected and free?)")

@@ -205,6 +205,41 @@ def analyze(
         err.print(f"wrote {len(paths)} snapshots to {snapshots}")
 
 
+@app.command()
+@user_errors
+def live(
+    camera: Annotated[str, typer.Option(
+        "--camera", help="Camera index, stream URL, or a video file played at its own pace.")] = "0",
+    headless: Annotated[bool, typer.Option(
+        "--headless", help="No window: print each rep's verdict as it completes.")] = False,
+    record: Annotated[Optional[Path], typer.Option(
+        "--record", help="Save the annotated session to OUT.mp4 (H.264).")] = None,
+    mirror: Annotated[bool, typer.Option("--mirror", help="Show the picture mirrored (m toggles).")] = False,
+    settings_file: SettingsOpt = None,
+    set_: SetOpt = None,
+    model: ModelOpt = "full",
+) -> None:
+    """Live cues from a camera: skeleton, angles, rep count and each rep's verdict.
+
+    Keys: q quit, space pause, m mirror, r reset.
+    """
+    from formcheck.live import run_live  # first: cv2 must load before PyAV
+    from formcheck.camera import open_camera
+    from formcheck.landmark_io import check_output_path
+
+    settings = _settings(settings_file, set_)
+    if model != "full":
+        settings = settings.replace("model", model=model)
+    if record is not None:
+        check_output_path(record, (".mp4", ".m4v", ".mov", ".mkv"))
+    with open_camera(camera) as cam:
+        summary = run_live(cam, headless=headless, record=record, mirror=mirror,
+                           on_rep=lambda rep: out.print(rep.line), settings=settings)
+    err.print(f"{summary.rep_count} reps; {summary.frames} frames shown, {summary.dropped} dropped")
+    if record is not None:
+        err.print(f"wrote {record}")
+
+
 def _make_dir(path: Path) -> None:
     from formcheck.errors import OutputError
 

@@ -7,16 +7,14 @@ chooses the one person to follow.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from formcheck._native import quiet_native_stderr
 from formcheck.errors import ModelError
 from formcheck.models import resolve_model
 from formcheck.pose import NUM_LANDMARKS
@@ -65,28 +63,6 @@ class Candidates:
     def none(cls) -> "Candidates":
         return cls(np.zeros((0, NUM_LANDMARKS, 3)), np.zeros((0, NUM_LANDMARKS, 3)),
                    np.zeros((0, NUM_LANDMARKS)))
-
-
-@contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Silence MediaPipe's C++/TFLite start-up chatter (written to fd 2, not sys.stderr)."""
-    if os.environ.get("FORMCHECK_DEBUG"):
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except OSError:  # no real fd 2 (embedded interpreters): nothing to silence
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _to_candidates(result) -> Candidates:
@@ -146,7 +122,7 @@ class PoseEstimator:
             min_tracking_confidence=s.min_tracking_confidence,
         )
         try:
-            with _quiet_native_stderr():
+            with quiet_native_stderr():
                 self._landmarker = vision.PoseLandmarker.create_from_options(options)
                 # The first inference prints more start-up warnings: run it here, silenced.
                 warmup = mp.Image(image_format=mp.ImageFormat.SRGB,
@@ -177,6 +153,6 @@ class PoseEstimator:
         self._last_ts = ts
         if self._first:
             self._first = False
-            with _quiet_native_stderr():
+            with quiet_native_stderr():
                 return _to_candidates(self._landmarker.detect_for_video(image, ts))
         return _to_candidates(self._landmarker.detect_for_video(image, ts))

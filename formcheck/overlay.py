@@ -30,6 +30,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from formcheck.analysis import MIN_THIGH_RATIO
 from formcheck.context import Exercise, View
 from formcheck.correction import DEFAULT_CORRECTION, LandmarkCorrection, corrected_hip_px
 from formcheck.geometry import fppa_deg, trunk_flexion_deg
@@ -47,6 +48,7 @@ NEUTRAL = (90, 190, 255)  # measured lines outside a rep (no verdict yet)
 SKELETON = (235, 235, 235)
 DARK = (20, 20, 20)
 WHITE = (255, 255, 255)
+CUE = (255, 236, 160)  # the cue's text: a warm white
 VERDICT_WORDS = {Verdict.OK: "OK", Verdict.WATCH: "WATCH", Verdict.FAULT: "FAULT",
                  Verdict.NOT_MEASURABLE: "NOT MEASURABLE"}
 EXERCISE_WORDS = {Exercise.SINGLE_LEG_SQUAT: "single-leg squat", Exercise.SQUAT: "squat",
@@ -114,7 +116,7 @@ class FrameState:
     last: RepMark | None = None  # the last finished rep (the panel)
     note: str = ""  # e.g. "PAUSED", "no person in view"
 
-    def mirrored(self) -> "FrameState":
+    def mirrored(self) -> FrameState:
         """The same state for a horizontally flipped image (live mirror mode)."""
         w = float(self.width)
 
@@ -134,12 +136,16 @@ class FrameState:
 
 def measure_frame(px: np.ndarray, view: View, legs: tuple[Side, ...], facing: int,
                   correction: LandmarkCorrection = DEFAULT_CORRECTION,
+                  thigh_ratio: dict[Side, float] | None = None,
                   ) -> tuple[tuple[LegMark, ...], TrunkMark | None]:
     """The measured lines of one frame from its (33, 2) pixel landmarks.
 
     The same functions and arguments as :func:`formcheck.series.compute_series`,
     so the numbers drawn are the numbers the rules read. Front/back view: a
     :class:`LegMark` per leg in ``legs``; side view: the trunk. Other views: none.
+    ``thigh_ratio`` (image thigh / upright thigh, per leg): below the analysis'
+    ``MIN_THIGH_RATIO`` (or NaN) the thigh points at the camera and FPPA means
+    nothing, so the lines are drawn without a number (``fppa_deg`` NaN).
     """
     if view in _FRONTAL:
         marks = []
@@ -151,8 +157,10 @@ def measure_frame(px: np.ndarray, view: View, legs: tuple[Side, ...], facing: in
                                    back_view=view is View.BACK)
             if not (np.isfinite(hjc).all() and np.isfinite(knee).all() and np.isfinite(ankle).all()):
                 continue
-            marks.append(LegMark(side, _pt(hjc), _pt(knee), _pt(ankle), _pt(other),
-                                 float(fppa_deg(hjc, knee, ankle, other))))
+            value = float(fppa_deg(hjc, knee, ankle, other))
+            if thigh_ratio is not None and not thigh_ratio.get(side, math.nan) >= MIN_THIGH_RATIO:
+                value = math.nan
+            marks.append(LegMark(side, _pt(hjc), _pt(knee), _pt(ankle), _pt(other), value))
         return tuple(marks), None
     if view is View.SIDE and facing:
         hip = (px[L.LEFT_HIP] + px[L.RIGHT_HIP]) / 2
@@ -171,6 +179,11 @@ def measure_frame(px: np.ndarray, view: View, legs: tuple[Side, ...], facing: in
     return (), None
 
 
+def _deg(x: float) -> str:
+    """Whole degrees, without "-0"."""
+    return f"{round(x):d}"
+
+
 def _pt(a: np.ndarray) -> Point:
     return (float(a[0]), float(a[1]))
 
@@ -184,13 +197,13 @@ def rep_mark(rep, thresholds: Thresholds | None = None) -> RepMark:
     details = []
     if knee is not None and knee.verdict is not Verdict.NOT_MEASURABLE and knee.value is not None:
         way = "inward" if knee.value >= 0 else "outward"
-        details.append(f"knee {abs(knee.value):.0f}° {way} ({_band(knee.verdict, t.valgus_watch_deg, t.valgus_fault_deg)})")
+        details.append(f"knee {_deg(abs(knee.value))}° {way} ({_band(knee.verdict, t.valgus_watch_deg, t.valgus_fault_deg)})")
     elif knee is not None and knee.verdict is not Verdict.NOT_MEASURABLE:
         details.append("knees cave in (knee/ankle width)" if knee.verdict is not Verdict.OK
                        else "knees over the feet")
     if trunk is not None and trunk.verdict is not Verdict.NOT_MEASURABLE and trunk.value is not None:
         est = " (estimate)" if trunk.estimate else ""
-        details.append(f"trunk {trunk.value:.0f}° forward{est}")
+        details.append(f"trunk {_deg(trunk.value)}° forward{est}")
     if not main:
         reasons = [c.reason for c in (knee, trunk) if c is not None and c.reason]
         details.append(reasons[0] if reasons else "not measurable from this view")
@@ -198,7 +211,7 @@ def rep_mark(rep, thresholds: Thresholds | None = None) -> RepMark:
     conf = [c.confidence for c in main if c.verdict is verdict and c.confidence is not None]
     word = VERDICT_WORDS[verdict] + (" (borderline)" if conf and max(conf) < 0.6 else "")
     side = "both legs" if rep.side is Side.BOTH else f"{rep.side.value} leg"
-    partial = f", not counted: {rep.rep.reason}" if rep.rep.partial else ""
+    partial = f" (not counted: {rep.rep.reason})" if rep.rep.partial else ""
     order = [c for c in (knee, trunk) if c is not None] + list(checks.values())
     cue = next((c.cue for c in order if c.cue and c.verdict is not Verdict.OK), None)
     return RepMark(rep.index, rep.side, verdict,
@@ -216,50 +229,67 @@ def _band(v: Verdict, watch: float, fault: float) -> str:
 def rep_line(rep) -> str:
     """One plain-text line for a judged rep (headless live mode prints these)."""
     m = rep_mark(rep)
-    text = f"{m.title.replace(':', ' -', 1)}: {m.detail}".replace("°", " deg")
+    heading, word = m.title.rsplit(": ", 1)
+    text = f"{heading} - {word}: {m.detail}".replace("°", " deg")
     return text + (f". {m.cue}" if m.cue else "")
 
 
 # -- states of a file's frames ---------------------------------------------------------
+class FileStates:
+    """The :class:`FrameState` of each frame of a file, from its final analysis
+    (``len()`` and ``[i]``; the pixels and rep marks are computed once)."""
+
+    def __init__(self, analysis) -> None:
+        self.analysis = analysis
+        seq = analysis.pose
+        self._px, self._detected = seq.pixels(), seq.detected
+        t = analysis.settings.thresholds
+        self._reps = [(r, rep_mark(r, t)) for r in analysis.reps]
+        self._correction = getattr(analysis, "correction", DEFAULT_CORRECTION)
+
+    def __len__(self) -> int:
+        return len(self.analysis.pose)
+
+    def __getitem__(self, i: int) -> FrameState:
+        """What to draw at frame ``i``: the smoothed pose, the measured lines of the
+        view and stance leg at that time, the rep under way (lines in its verdict's
+        colour, from its start to its end frame) and the last finished rep."""
+        a = self.analysis
+        seq, ctx = a.pose, a.context
+        if not 0 <= i < len(seq):
+            raise IndexError(i)
+        t_s = float(seq.times_s[i])
+        view, stance = _view_at(ctx, t_s), _stance_at(ctx, t_s)
+        legs = (Side.LEFT, Side.RIGHT) if stance in (None, Side.BOTH) else (stance,)
+        kp = self._px[i] if self._detected[i] else None
+        marks: tuple[tuple[LegMark, ...], TrunkMark | None] = ((), None)
+        if kp is not None:
+            ratio = {s: float(a.series.legs[s].thigh_ratio[i]) for s in legs}
+            marks = measure_frame(kp, view, legs, ctx.view.facing or 1, self._correction, ratio)
+        current = last = None
+        count, last_end = 0, -1
+        for r, mark in self._reps:
+            if r.rep.start_index <= i <= r.rep.end_index:
+                current = mark
+            if r.rep.end_index <= i:
+                count += not r.rep.partial
+                if r.rep.end_index >= last_end:
+                    last, last_end = mark, r.rep.end_index
+        return FrameState(i, float(seq.timestamps_ms[i]), seq.width, seq.height, kp,
+                          seq.visibility[i] if kp is not None else None, view, a.exercise, stance,
+                          marks[0], marks[1], count, current, last,
+                          "" if kp is not None else "no person in view")
+
+
 def frame_states(analysis) -> list[FrameState]:
     """One :class:`FrameState` per frame of ``analysis.pose``, from the final analysis."""
-    return [state_at(analysis, i) for i in range(len(analysis.pose))]
+    states = FileStates(analysis)
+    return [states[i] for i in range(len(states))]
 
 
 def state_at(analysis, i: int) -> FrameState:
-    """What to draw at frame ``i`` of a file: the smoothed pose, the measured
-    lines of the view and stance leg at that time, the rep under way (lines in
-    its verdict's colour, from its start to its end frame) and the last finished rep."""
-    seq, ctx = analysis.pose, analysis.context
-    t_s = float(seq.times_s[i])
-    view = _view_at(ctx, t_s)
-    stance = _stance_at(ctx, t_s)
-    legs = (Side.LEFT, Side.RIGHT) if stance in (None, Side.BOTH) else (stance,)
-    kp = seq.pixels()[i] if seq.detected[i] else None
-    marks: tuple[tuple[LegMark, ...], TrunkMark | None] = ((), None)
-    if kp is not None:
-        marks = measure_frame(kp, view, legs, ctx.view.facing or 1, _correction(analysis))
-    thresholds = analysis.settings.thresholds
-    current = last = None
-    count = 0
-    for r in analysis.reps:
-        if r.rep.start_index <= i <= r.rep.end_index:
-            current = r
-        if r.rep.end_index <= i:
-            count += not r.rep.partial
-            if last is None or r.rep.end_index >= last.rep.end_index:
-                last = r
-    return FrameState(
-        i, float(seq.timestamps_ms[i]), seq.width, seq.height, kp,
-        seq.visibility[i] if kp is not None else None, view, analysis.exercise, stance,
-        marks[0], marks[1], count,
-        rep_mark(current, thresholds) if current is not None else None,
-        rep_mark(last, thresholds) if last is not None else None,
-        "" if kp is not None else "no person in view")
-
-
-def _correction(analysis) -> LandmarkCorrection:
-    return getattr(analysis, "correction", DEFAULT_CORRECTION)
+    """The :class:`FrameState` of frame ``i`` (for many frames use :class:`FileStates`)."""
+    return FileStates(analysis)[i]
 
 
 def _view_at(ctx, t_s: float) -> View:
@@ -291,9 +321,9 @@ class Metrics:
 
     @classmethod
     @lru_cache(maxsize=16)
-    def of(cls, width: int, height: int) -> "Metrics":
+    def of(cls, width: int, height: int) -> Metrics:
         u = min(width, height) / 480.0
-        text_h = max(9, round(15 * u))  # ~3 % of the short side
+        text_h = max(11, round(16 * u))  # ~3 % of the short side
         scale = text_h / cv2.getTextSize("H", _FONT, 1.0, 1)[0][1]
         return cls(u, max(2, round(3 * u)), max(1, round(2 * u)), scale,
                    max(1, round(1.4 * u)), text_h, max(3, round(6 * u)))
@@ -303,7 +333,7 @@ def text_size(text: str, m: Metrics, scale: float = 1.0) -> tuple[int, int]:
     """(width, cap height) of ``text`` as :func:`put_text` draws it."""
     parts = text.split("°")
     w = sum(cv2.getTextSize(p, _FONT, m.font_scale * scale, m.font_thickness)[0][0] for p in parts)
-    w += (len(parts) - 1) * round(m.text_h * scale * 0.55)
+    w += (len(parts) - 1) * round(m.text_h * scale * 0.45)
     return w, round(m.text_h * scale)
 
 
@@ -312,7 +342,7 @@ def put_text(img: np.ndarray, text: str, org: tuple[int, int], m: Metrics,
     """Text at ``org`` (left, baseline); "°" is drawn as a small ring (Hershey has none)."""
     x, y = org
     fs, th = m.font_scale * scale, m.font_thickness
-    deg_w = round(m.text_h * scale * 0.55)
+    deg_w = round(m.text_h * scale * 0.45)
     for k, part in enumerate(text.split("°")):
         if k:
             r = max(2, round(m.text_h * scale * 0.17))
@@ -428,7 +458,7 @@ class AngleAnnotator:
             if math.isfinite(leg.fppa_deg):
                 lateral = 1 if knee[0] >= leg.other_hip[0] else -1
                 x = round(knee[0] + lateral * (m.line * 2 + m.pad * 2))
-                label(frame, f"{leg.fppa_deg:.0f}°", (x, round(knee[1])), m, colour,
+                label(frame, f"{_deg(leg.fppa_deg)}°", (x, round(knee[1])), m, colour,
                       anchor="lc" if lateral > 0 else "rc")
         if state.trunk is not None:
             tr = state.trunk
@@ -442,9 +472,17 @@ class AngleAnnotator:
             if math.isfinite(tr.flexion_deg):
                 away = -1 if tr.shoulder[0] >= tr.hip[0] else 1  # label on the open side
                 x = round(tr.hip[0] + away * (m.line * 2 + m.pad * 2))
-                label(frame, f"trunk {tr.flexion_deg:.0f}°", (x, round(tr.hip[1] - 0.5 * length)),
+                label(frame, f"trunk {_deg(tr.flexion_deg)}°", (x, round(tr.hip[1] - 0.5 * length)),
                       m, colour, anchor="lc" if away > 0 else "rc")
         return frame
+
+
+_COUNTER_SCALE = 1.5
+
+
+def counter_bottom(m: Metrics) -> int:
+    """The y just below the rep counter's box."""
+    return m.pad + round(m.text_h * _COUNTER_SCALE) + 2 * round(m.pad * _COUNTER_SCALE)
 
 
 class RepCounterAnnotator:
@@ -452,7 +490,7 @@ class RepCounterAnnotator:
 
     def annotate(self, frame: np.ndarray, state: FrameState) -> np.ndarray:
         m = Metrics.of(state.width, state.height)
-        label(frame, f"REPS {state.rep_count}", (m.pad, m.pad), m, WHITE, scale=1.5)
+        label(frame, f"REPS {state.rep_count}", (m.pad, m.pad), m, WHITE, scale=_COUNTER_SCALE)
         return frame
 
 
@@ -472,7 +510,10 @@ class TagAnnotator:
 
 
 class VerdictAnnotator:
-    """The last finished rep: its verdict (coloured) and cue, in a panel at the bottom."""
+    """The last finished rep: its verdict (coloured), what was measured and the cue,
+    in a panel at the top, under the counter (the feet, where the legs are
+    measured, are at the bottom). Full width on portrait frames, the left part
+    of landscape ones."""
 
     def __init__(self, colours: dict[Verdict, tuple[int, int, int]] | None = None,
                  max_cue_lines: int = 3) -> None:
@@ -485,18 +526,19 @@ class VerdictAnnotator:
         m = Metrics.of(state.width, state.height)
         colour = self.colours[rep.verdict]
         bar = max(3, round(m.pad * 1.2))
+        right = min(state.width, max(state.width // 2, round(min(state.width, state.height) * 1.1)))
         x = m.pad + bar + m.pad
-        max_w = state.width - x - 2 * m.pad
+        max_w = right - x - 2 * m.pad
         title = wrap(rep.title, max_w, m, 1.1)
         detail = wrap(rep.detail, max_w, m, 0.9)
         cue = wrap(rep.cue, max_w, m)[: self.max_cue_lines] if rep.cue else []
         step = round(m.text_h * 1.7)
         lines = ([(s, 1.1, colour) for s in title] + [(s, 0.9, WHITE) for s in detail]
-                 + [(s, 1.0, (255, 236, 160)) for s in cue])
-        height = step * len(lines) + 2 * m.pad
-        y0 = state.height - height - m.pad
-        shade(frame, m.pad, y0, state.width - m.pad, state.height - m.pad)
-        cv2.rectangle(frame, (m.pad, y0), (m.pad + bar, state.height - m.pad - 1), colour, -1)
+                 + [(s, 1.0, CUE) for s in cue])
+        y0 = counter_bottom(m) + m.pad
+        y1 = y0 + step * len(lines) + 2 * m.pad
+        shade(frame, m.pad, y0, right - m.pad, y1)
+        cv2.rectangle(frame, (m.pad, y0), (m.pad + bar, y1 - 1), colour, -1)
         y = y0 + m.pad
         for text, scale, c in lines:
             y += step

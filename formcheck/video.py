@@ -23,6 +23,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import cv2  # noqa: F401  (before av: PyAV's bundled libraries loaded first hang cv2 windows, PyAV #978)
 import av
 import numpy as np
 

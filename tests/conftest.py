@@ -60,8 +60,9 @@ def cached_pose(path: Path, cache_dir: Path):
 
 
 @pytest.fixture(scope="session")
-def pose_cache_dir(request) -> Path:
-    return Path(request.config.cache.mkdir("formcheck_pose"))
+def pose_cache_dir(request, tmp_path_factory) -> Path:
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
+    return Path(cache.mkdir("formcheck_pose")) if cache else tmp_path_factory.mktemp("formcheck_pose")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,114 @@
+"""Annotated outputs of a file: a second pass over the video, drawn from the final analysis.
+
+:func:`render_annotated` writes the whole clip with the overlay (H.264,
+yuv420p, every frame at its own timestamp, upright); :func:`save_snapshots`
+writes one annotated PNG per rep, at its bottom frame. Both decode the video
+again (:func:`formcheck.video.read_frames`) and draw the states of
+:class:`formcheck.overlay.FileStates`: the smoothed pose and the judged reps,
+never raw per-frame guesses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from formcheck.errors import InputError, OutputError
+from formcheck.overlay import FileStates, FormOverlay
+from formcheck.video import VideoWriter, probe, read_frames
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+# A decoded frame and the analysed one must be the same frame: their times may
+# differ by rounding only.
+_SAME_FRAME_MS = 1.0
+
+
+def _annotated(analysis, video_path: Path, overlay: FormOverlay, wanted: set[int] | None = None):
+    """(frame, annotated RGB image) for each frame (only ``wanted`` indices if given)."""
+    states = FileStates(analysis)
+    times = analysis.pose.timestamps_ms
+    last = max(wanted) if wanted else None
+    for frame in read_frames(video_path):
+        if last is not None and frame.index > last:
+            return
+        if wanted is not None and frame.index not in wanted:
+            continue
+        if frame.index >= len(states) or abs(times[frame.index] - frame.t_ms) > _SAME_FRAME_MS:
+            raise InputError(f"{video_path}: frame {frame.index} at {frame.t_ms:.1f} ms is not "
+                             f"in the analysis of {analysis.source or 'this clip'} "
+                             "(was it analysed from another file?)")
+        yield frame, overlay.annotate(frame.image, states[frame.index])
+
+
+def render_annotated(analysis, video_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
+                     progress: Progress | None = None, *, overlay: FormOverlay | None = None) -> Path:
+    """Write ``video_path`` with the overlay to ``out_path`` (.mp4/.mov/.m4v/.mkv).
+
+    Same frame count, size and timestamps as the input, H.264 yuv420p (odd
+    sizes padded by one pixel, see :class:`~formcheck.video.VideoWriter`),
+    written atomically. ``progress(n)`` is called with frames done.
+    Raises :class:`OutputError` (bad path, writing failed) or :class:`InputError`.
+    """
+    video_path, out_path = Path(video_path), Path(out_path)
+    if out_path.exists() and video_path.exists() and out_path.resolve() == video_path.resolve():
+        raise OutputError(f"{out_path}: would overwrite the input video; choose another name")
+    progress = progress or (lambda n: None)
+    overlay = overlay or FormOverlay()
+    info = analysis.info or probe(video_path)
+    with VideoWriter(out_path, info.width, info.height, fps_hint=info.fps or 30.0) as writer:
+        for frame, image in _annotated(analysis, video_path, overlay):
+            writer.write(image, frame.t_ms)
+            progress(1)
+    if writer.frames_written != len(analysis.pose):
+        log.warning("%s: wrote %d frames, the analysis has %d", out_path, writer.frames_written,
+                    len(analysis.pose))
+    return out_path
+
+
+def snapshot_name(rep) -> str:
+    """``rep01_right_fault.png`` (``..._partial.png`` appended for a partial rep)."""
+    partial = "_partial" if rep.rep.partial else ""
+    return f"rep{rep.index:02d}_{rep.side.value}_{rep.worst.value}{partial}.png"
+
+
+def save_snapshots(analysis, video_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+                   *, overlay: FormOverlay | None = None) -> list[Path]:
+    """One annotated PNG per rep (partial ones included) at its bottom frame, in
+    ``out_dir`` (created if missing), each written atomically. Returns the paths
+    in rep order."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out_dir}: cannot create the snapshot folder ({exc.strerror or exc})") from None
+    if not os.access(out_dir, os.W_OK):
+        raise OutputError(f"{out_dir}: folder is not writable")
+    by_frame: dict[int, list] = {}
+    for r in analysis.reps:
+        by_frame.setdefault(r.rep.bottom_index, []).append(r)
+    written: dict[int, Path] = {}
+    if by_frame:
+        for frame, image in _annotated(analysis, Path(video_path), overlay or FormOverlay(),
+                                       set(by_frame)):
+            for r in by_frame[frame.index]:
+                written[r.index] = _write_png(image, out_dir / snapshot_name(r))
+    return [written[r.index] for r in analysis.reps if r.index in written]
+
+
+def _write_png(rgb: np.ndarray, path: Path) -> Path:
+    partial = path.with_name(f".{path.stem}.partial.png")
+    try:
+        if not cv2.imwrite(str(partial), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise OSError("OpenCV could not write the image")
+        os.replace(partial, path)
+    except (OSError, cv2.error) as exc:
+        partial.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write the snapshot ({exc})") from None
+    return path
