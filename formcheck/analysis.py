@@ -225,6 +225,31 @@ def analyze_pose(raw: PoseSequence, *, settings: Settings | None = None,
                     settings=settings, correction=correction)
 
 
+def judge_rep_at(raw: PoseSequence, rep: Rep, *, settings: Settings | None = None,
+                 correction: LandmarkCorrection = DEFAULT_CORRECTION, index: int = 1) -> RepResult | None:
+    """Judge one rep found elsewhere (live mode's counter), by its times, on ``raw``.
+
+    The same context, series and rules as :func:`analyze_pose`; for a rep the
+    offline segmentation of a short buffer did not return (too little standing
+    time before it, say).
+    """
+    from dataclasses import replace
+
+    settings = settings or Settings()
+    if not raw.detected.any():
+        return None
+    seq = smooth(raw, settings.smoothing)
+    ctx = estimate_context(seq)
+    t = seq.times_s
+    idx = [int(np.argmin(np.abs(t - x))) for x in (rep.start_s, rep.bottom_s, rep.end_s)]
+    local = replace(rep, start_index=idx[0], bottom_index=idx[1], end_index=idx[2])
+    side = next((s.stance for s in ctx.sets if s.start_s <= rep.bottom_s <= s.end_s), Side.BOTH)
+    series = compute_series(seq, ctx.view.facing or 1, correction, back_view=ctx.view.view is View.BACK)
+    return _judge_rep(index, side, local, _view_at(ctx, rep.bottom_s), series, settings, correction,
+                      bilateral=ctx.exercise is not Exercise.SINGLE_LEG_SQUAT, facing=ctx.view.facing or 1,
+                      upright_trunk=_upright_trunk_length(series), width_rule=ctx.exercise is Exercise.SQUAT)
+
+
 def _fallback_set(seq: PoseSequence, exercise: Exercise) -> list[SetSegment]:
     """One set on both legs over the frames with a person (when the feet were not judged)."""
     found = np.flatnonzero(seq.detected)

@@ -30,7 +30,7 @@ from typing import Self
 import cv2
 import numpy as np
 
-from formcheck.analysis import Analysis, RepResult, analyze_pose
+from formcheck.analysis import Analysis, RepResult, analyze_pose, judge_rep_at
 from formcheck.context import Exercise, View, estimate_context
 from formcheck.correction import DEFAULT_CORRECTION, LandmarkCorrection, corrected_hip_px
 from formcheck.errors import FormcheckError, NoPersonError
@@ -259,11 +259,14 @@ class LiveAnalyzer:
         except NoPersonError:
             analysis = None
         result = _matching(analysis, rep, self.live.match_s)
+        if result is None:  # the short buffer's own segmentation missed it: judge it by its times
+            result = judge_rep_at(self.buffer_sequence(), rep, settings=self.settings,
+                                  correction=self.correction, index=number)
         if result is not None:
             result = replace(result, index=number)
             self.last = rep_mark(result, self.settings.thresholds)
             self.view, self.stance = result.view, result.side
-            self.exercise = analysis.exercise
+            self.exercise = analysis.exercise if analysis is not None else self.exercise
         live = LiveRep(number, rep, result)
         self.reps.append(live)
         return live
