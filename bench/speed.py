@@ -93,7 +93,7 @@ def _measure(kind: str, clip: str, workers: int) -> dict:
             from formcheck.render import render_annotated
 
             with tempfile.TemporaryDirectory() as tmp:
-                render_annotated(result, clip, Path(tmp) / "out.mp4")
+                render_annotated(result, clip, Path(tmp) / "out.mp4", workers=workers)
     dt = time.perf_counter() - t0
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

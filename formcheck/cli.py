@@ -196,7 +196,7 @@ def analyze(
         from formcheck.render import render_annotated
 
         with _Bar(info.frame_count, f"annotate {video.name}", quiet) as bar:
-            render_annotated(result, video, annotate, progress=bar)
+            render_annotated(result, video, annotate, progress=bar, workers=workers or default_workers())
         err.print(f"wrote {annotate}")
     if snapshots is not None:
         from formcheck.render import save_snapshots

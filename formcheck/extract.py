@@ -13,10 +13,7 @@ result matches a sequential pass within landmark noise (tests/test_speed.py).
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing as mp
 import os
-import queue
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,16 +22,17 @@ import numpy as np
 
 from formcheck.errors import InputError, NoPersonError
 from formcheck.estimator import EstimatorSettings, PoseEstimator
+from formcheck.parallel import plan_segments, run_jobs
 from formcheck.pose import NUM_LANDMARKS, PoseSequence
 from formcheck.tracking import SubjectTracker, TrackerSettings
 from formcheck.video import VideoInfo, probe, read_frames
 
 Progress = Callable[[int], None]  # called with the number of frames just done
 
+POSE_MAX_SIDE_PX = 960  # frames are scaled down to this before the model (it sees 256x256 crops);
+# a 1080x1920 phone frame then costs a quarter of the conversion work, landmarks are normalised
 MIN_SIDE_PX = 96  # below this a whole body is a few pixels wide: the detector finds nobody
-MIN_SEGMENT_S = 4.0  # shorter segments spend too much of their time warming up
 WARMUP_S = 1.0  # frames tracked before a segment starts, then dropped
-_PROGRESS_EVERY = 10
 
 
 def _no_progress(_: int) -> None:
@@ -67,7 +65,7 @@ def _track(path: str, width: int, height: int, estimator: EstimatorSettings | No
     missing1 = np.full(NUM_LANDMARKS, np.nan)
     subject = SubjectTracker(width, height, tracker)
     with PoseEstimator(estimator) as model:
-        for frame in read_frames(path, start_ms=start_ms):
+        for frame in read_frames(path, start_ms=start_ms, max_side=POSE_MAX_SIDE_PX):
             if frame.t_ms >= end_ms:
                 break
             candidates = model.process(frame.image, frame.t_ms)
@@ -87,40 +85,6 @@ def _track(path: str, width: int, height: int, estimator: EstimatorSettings | No
     return _Part(np.array(times, dtype=np.float64), np.array(xyz).reshape(-1, NUM_LANDMARKS, 3),
                  np.array(world).reshape(-1, NUM_LANDMARKS, 3),
                  np.array(vis).reshape(-1, NUM_LANDMARKS), subject.rejected)
-
-
-_QUEUE = None  # the progress queue, inherited by each worker process
-
-
-def _init_worker(progress_queue) -> None:
-    global _QUEUE
-    _QUEUE = progress_queue
-
-
-def _worker(args: tuple) -> _Part:
-    """Process entry point: one segment, progress reported every few frames."""
-    progress_queue = _QUEUE
-    done = [0]
-
-    def report(n: int) -> None:
-        done[0] += n
-        if done[0] >= _PROGRESS_EVERY:
-            progress_queue.put(done[0])
-            done[0] = 0
-
-    part = _track(*args, progress=report)
-    if done[0]:
-        progress_queue.put(done[0])
-    return part
-
-
-def plan_segments(duration_s: float | None, workers: int) -> list[tuple[float, float]]:
-    """[start_ms, end_ms) of each segment; one segment when the clip is short."""
-    if not duration_s or workers <= 1:
-        return [(0.0, np.inf)]
-    n = int(min(workers, max(1, duration_s // MIN_SEGMENT_S)))
-    bounds = [duration_s * 1000.0 * k / n for k in range(n)] + [np.inf]
-    return [(bounds[k], bounds[k + 1]) for k in range(n)]
 
 
 def extract_pose(
@@ -161,32 +125,8 @@ def extract_pose(
 
 
 def _parallel(path: str, info: VideoInfo, estimator, tracker, segments, progress: Progress) -> list[_Part]:
-    ctx = mp.get_context("spawn")  # MediaPipe's threads do not survive fork
-    progress_queue = ctx.Queue()
     jobs = []
     for start, end in segments:
         warm = max(start - WARMUP_S * 1000.0, 0.0) if start > 0 else None
         jobs.append((path, info.width, info.height, estimator, tracker, warm, start, end))
-    with cf.ProcessPoolExecutor(max_workers=len(jobs), mp_context=ctx, initializer=_init_worker,
-                                initargs=(progress_queue,)) as pool:
-        futures = [pool.submit(_worker, job) for job in jobs]
-        pending = set(futures)
-        while pending:
-            done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
-            _drain(progress_queue, progress)
-            for f in done:
-                exc = f.exception()
-                if exc is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise exc
-        _drain(progress_queue, progress)
-        return [f.result() for f in futures]
-
-
-def _drain(progress_queue, progress: Progress) -> None:
-    while True:
-        try:
-            progress(progress_queue.get_nowait())
-        except queue.Empty:
-            return
+    return run_jobs(_track, jobs, progress)

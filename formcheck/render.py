@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +22,8 @@ import numpy as np
 
 from formcheck.errors import InputError, OutputError
 from formcheck.overlay import FileStates, FormOverlay
-from formcheck.video import VideoWriter, probe, read_frames
+from formcheck.parallel import plan_segments, run_jobs
+from formcheck.video import VideoWriter, concat_h264, probe, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +33,21 @@ Progress = Callable[[int], None]
 _SAME_FRAME_MS = 1.0
 
 
-def _annotated(analysis, video_path: Path, overlay: FormOverlay, wanted: set[int] | None = None):
-    """(frame, annotated RGB image) for each frame (only ``wanted`` indices if given)."""
+def _annotated(analysis, video_path: Path, overlay: FormOverlay, wanted: set[int] | None = None,
+               start_ms: float | None = None, end_ms: float = np.inf):
+    """(frame, annotated RGB image) for each frame (only ``wanted`` indices if
+    given; only frames in [start_ms, end_ms) if given). ``frame.index`` is the
+    frame's index in the analysis."""
+    from dataclasses import replace
+
     states = FileStates(analysis)
     times = analysis.pose.timestamps_ms
     last = max(wanted) if wanted else None
-    for frame in read_frames(video_path):
+    offset = int(np.searchsorted(times, start_ms - _SAME_FRAME_MS)) if start_ms else 0
+    for frame in read_frames(video_path, start_ms=start_ms):
+        if frame.t_ms >= end_ms:
+            return
+        frame = replace(frame, index=frame.index + offset)
         if last is not None and frame.index > last:
             return
         if wanted is not None and frame.index not in wanted:
@@ -48,12 +60,15 @@ def _annotated(analysis, video_path: Path, overlay: FormOverlay, wanted: set[int
 
 
 def render_annotated(analysis, video_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
-                     progress: Progress | None = None, *, overlay: FormOverlay | None = None) -> Path:
+                     progress: Progress | None = None, *, overlay: FormOverlay | None = None,
+                     workers: int = 1) -> Path:
     """Write ``video_path`` with the overlay to ``out_path`` (.mp4/.mov/.m4v/.mkv).
 
     Same frame count, size and timestamps as the input, H.264 yuv420p (odd
     sizes padded by one pixel, see :class:`~formcheck.video.VideoWriter`),
     written atomically. ``progress(n)`` is called with frames done.
+    ``workers`` > 1 renders time segments in that many processes and joins
+    them without re-encoding (call from under ``if __name__ == "__main__":``).
     Raises :class:`OutputError` (bad path, writing failed) or :class:`InputError`.
     """
     video_path, out_path = Path(video_path), Path(out_path)
@@ -62,14 +77,73 @@ def render_annotated(analysis, video_path: str | os.PathLike[str], out_path: str
     progress = progress or (lambda n: None)
     overlay = overlay or FormOverlay()
     info = analysis.info or probe(video_path)
-    with VideoWriter(out_path, info.width, info.height, fps_hint=info.fps or 30.0) as writer:
-        for frame, image in _annotated(analysis, video_path, overlay):
+    segments = plan_segments(info.duration_s, workers)
+    if len(segments) == 1:
+        written = _render_part(analysis, video_path, out_path, None, np.inf, overlay, progress=progress)
+    else:
+        folder = out_path.parent
+        parts = [folder / f".{out_path.stem}.part{k}.mp4" for k in range(len(segments))]
+        try:
+            jobs = [(analysis, video_path, part, start or None, end, overlay)
+                    for part, (start, end) in zip(parts, segments)]
+            written = sum(run_jobs(_render_part, jobs, progress))
+            concat_h264(parts, out_path)
+        finally:
+            for part in parts:
+                part.unlink(missing_ok=True)
+    if written != len(analysis.pose):
+        log.warning("%s: wrote %d frames, the analysis has %d", out_path, written, len(analysis.pose))
+    return out_path
+
+
+def _render_part(analysis, video_path: Path, out_path: Path, start_ms: float | None, end_ms: float,
+                 overlay: FormOverlay, progress: Progress) -> int:
+    """Render the frames in [start_ms, end_ms) to ``out_path``; returns the frames written."""
+    info = analysis.info or probe(video_path)
+    whole = start_ms is None and end_ms == np.inf
+    with VideoWriter(out_path, info.width, info.height, fps_hint=info.fps or 30.0,
+                     b_frames=whole) as writer:
+        for frame, image in _in_background(_annotated(analysis, video_path, overlay,
+                                                      start_ms=start_ms, end_ms=end_ms)):
             writer.write(image, frame.t_ms)
             progress(1)
-    if writer.frames_written != len(analysis.pose):
-        log.warning("%s: wrote %d frames, the analysis has %d", out_path, writer.frames_written,
-                    len(analysis.pose))
-    return out_path
+    return writer.frames_written
+
+
+def _in_background(items, depth: int = 8):
+    """Run a generator in a thread, ``depth`` items ahead: decoding and drawing
+    (which release the GIL in FFmpeg and OpenCV) overlap with encoding."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, daemon=True, name="formcheck-render-decode")
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
 
 
 def snapshot_name(rep) -> str:

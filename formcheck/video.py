@@ -280,7 +280,8 @@ class VideoWriter:
     frame's pts is its ``t_ms`` on a 1/90000 clock, so variable frame rate
     input keeps its timing. yuv420p needs even sizes: an odd width or height
     is padded by one pixel (the last column/row repeated), so the output may be
-    one pixel larger than ``width`` x ``height``.
+    one pixel larger than ``width`` x ``height``. ``b_frames=False`` for
+    segments joined by :func:`concat_h264`.
 
     Frames go to ``.<name>.partial<suffix>`` in the same folder, renamed onto
     ``path`` by :meth:`close`; on an exception inside ``with`` the partial file
@@ -288,7 +289,8 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], width: int, height: int,
-                 fps_hint: float = 30.0, *, crf: int = 23, preset: str = "veryfast") -> None:
+                 fps_hint: float = 30.0, *, crf: int = 23, preset: str = "veryfast",
+                 b_frames: bool = True) -> None:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         if self.width <= 0 or self.height <= 0:
@@ -308,8 +310,10 @@ class VideoWriter:
         try:
             self._container = av.open(str(self.partial_path), mode="w", format=fmt, options=options)
             rate = Fraction(fps_hint).limit_denominator(1001) if fps_hint > 0 else Fraction(30)
-            stream = self._container.add_stream(
-                "libx264", rate=rate, options={"preset": preset, "crf": str(crf)})
+            codec_options = {"preset": preset, "crf": str(crf)}
+            if not b_frames:  # segments that are concatenated later need dts == pts
+                codec_options["bf"] = "0"
+            stream = self._container.add_stream("libx264", rate=rate, options=codec_options)
             stream.width, stream.height = self.width + self.width % 2, self.height + self.height % 2
             stream.pix_fmt = "yuv420p"
             stream.time_base = _WRITER_TIME_BASE
@@ -384,3 +388,33 @@ class VideoWriter:
 
 
 # -- live sources ---------------------------------------------------------------
+
+
+def concat_h264(parts: list[Path], out_path: str | os.PathLike[str]) -> None:
+    """Join H.264 files written by :class:`VideoWriter` (``b_frames=False``,
+    same size, absolute timestamps) into one, without re-encoding; atomic."""
+    out_path = Path(out_path)
+    fmt = _WRITER_FORMATS.get(out_path.suffix.lower(), "mp4")
+    partial = out_path.parent / f".{out_path.stem}.partial{out_path.suffix}"
+    options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
+    try:
+        with av.open(str(parts[0])) as first, \
+                av.open(str(partial), "w", format=fmt, options=options) as out:
+            ost = out.add_stream_from_template(first.streams.video[0])
+            last_dts = None
+            for part in parts:
+                with av.open(str(part)) as c:
+                    stream = c.streams.video[0]
+                    for packet in c.demux(stream):
+                        if packet.dts is None:
+                            continue
+                        dts = packet.dts * packet.time_base
+                        if last_dts is not None and dts <= last_dts:
+                            continue  # a frame both segments hold (never expected)
+                        last_dts = dts
+                        packet.stream = ost
+                        out.mux(packet)
+        os.replace(partial, out_path)
+    except (av.FFmpegError, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        raise OutputError(f"{out_path}: joining the video segments failed ({exc})") from exc
