@@ -39,3 +39,17 @@ def test_segment_plan(duration, workers, expected):
     assert len(segments) == expected
     assert segments[0][0] == 0.0 and segments[-1][1] == np.inf
     assert all(a[1] == b[0] for a, b in zip(segments, segments[1:]))
+
+
+def test_annotated_video_rendered_in_two_processes_is_one_whole_h264_file(tmp_path, analysis_of):
+    from formcheck.render import render_annotated
+    from formcheck.video import probe, read_frames
+
+    clip = SAMPLES / "dev02_slsR_front_fppa0-20-30.mp4"
+    analysis = analysis_of(clip)
+    out = render_annotated(analysis, clip, tmp_path / "joined.mp4", workers=2)
+    info = probe(out)
+    assert info.codec == "h264" and (info.width, info.height) == (480, 854)
+    times = [f.t_ms for f in read_frames(out)]
+    np.testing.assert_allclose(times, analysis.pose.timestamps_ms, atol=1.0)
+    assert not list(tmp_path.glob(".*part*"))  # segment files cleaned up
