@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from formcheck.errors import FormcheckError
 
@@ -36,7 +37,7 @@ def user_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except FormcheckError as exc:
-            err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -79,6 +80,14 @@ WorkersOpt = Annotated[Optional[int], typer.Option(
     "--workers", "-j", min=1, help="Processes for one clip (default: one per core).")]
 
 
+ExerciseOpt = Annotated[Optional[str], typer.Option(
+    "--exercise", "-e", help="single_leg_squat or squat (default: inferred from the clip).")]
+SettingsOpt = Annotated[Optional[Path], typer.Option(
+    "--settings", help="TOML file of thresholds and settings (see 'formcheck settings').")]
+SetOpt = Annotated[Optional[list[str]], typer.Option(
+    "--set", help="Override one setting, e.g. --set thresholds.valgus_fault_deg=12 (repeatable).")]
+
+
 @app.command()
 @user_errors
 def pose(
@@ -87,38 +96,34 @@ def pose(
         "--output", "-o", help="Write landmarks to OUT.json, OUT.csv or OUT.npz.")] = None,
     raw: Annotated[bool, typer.Option(help="Write the raw landmarks (no smoothing or gap filling).")
                    ] = False,
+    settings_file: SettingsOpt = None,
+    set_: SetOpt = None,
     model: ModelOpt = "full",
     workers: WorkersOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Extract one person's landmarks from a video (33 BlazePose points per frame)."""
-    from formcheck.estimator import EstimatorSettings
     from formcheck.extract import default_workers, extract_pose
     from formcheck.landmark_io import check_output_path, write_pose
     from formcheck.smoothing import smooth
     from formcheck.video import probe
 
+    settings = _settings(settings_file, set_)
+    if model != "full":
+        settings = settings.replace("model", model=model)
     if output is not None:
         check_output_path(output, (".json", ".csv", ".npz"))
     info = probe(video)
     with _Bar(info.frame_count, f"pose {video.name}", quiet) as bar:
-        seq = extract_pose(video, estimator=EstimatorSettings(model=model), progress=bar, info=info,
+        seq = extract_pose(video, estimator=settings.model, progress=bar, info=info,
                            workers=workers or default_workers())
     if not raw:
-        seq = smooth(seq)
+        seq = smooth(seq, settings.smoothing)
     err.print(f"{video.name}: {info.width}x{info.height}, {seq.fps:.2f} fps, {len(seq)} frames, "
               f"person found in {seq.detection_rate:.0%}")
     if output is not None:
         write_pose(seq, output)
         err.print(f"wrote {output}")
-
-
-ExerciseOpt = Annotated[Optional[str], typer.Option(
-    "--exercise", "-e", help="single_leg_squat or squat (default: inferred from the clip).")]
-SettingsOpt = Annotated[Optional[Path], typer.Option(
-    "--settings", help="TOML file of thresholds and settings (see 'formcheck settings').")]
-SetOpt = Annotated[Optional[list[str]], typer.Option(
-    "--set", help="Override one setting, e.g. --set thresholds.valgus_fault_deg=12 (repeatable).")]
 
 
 def _settings(path: Path | None, overrides: list[str] | None):
