@@ -254,6 +254,64 @@ def _make_dir(path: Path) -> None:
         raise OutputError(f"cannot create folder {path}: {exc.strerror or exc}") from None
 
 
+@app.command()
+@user_errors
+def batch(
+    inputs: Annotated[list[str], typer.Argument(help="Folders, video files or globs (e.g. 'clips/*.mp4').",
+                                                show_default=False)],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Results folder (one sub-folder per clip).")
+                       ] = Path("formcheck-results"),
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", "-j", min=1, help="Cores to use across clips (default: all).")] = None,
+    settings_file: SettingsOpt = None,
+    set_: SetOpt = None,
+    quiet: Quiet = False,
+) -> None:
+    """Analyse many clips in parallel: per clip an annotated video, JSON, CSV and HTML report,
+    plus summary.csv; clips already done (same content) are skipped."""
+    from formcheck.batch import RichBatchProgress, run_batch
+
+    settings = _settings(settings_file, set_)
+    if quiet or not sys.stderr.isatty():
+        result = run_batch(inputs, out_dir, workers=workers, settings=settings)
+    else:
+        with RichBatchProgress(err) as bar:
+            result = run_batch(inputs, out_dir, workers=workers, settings=settings, progress=bar)
+    ok = [c for c in result.clips if c.status == "ok"]
+    failed = [c for c in result.clips if c.status != "ok"]
+    for c in failed:
+        err.print(f"failed: {escape(c.error or str(c.path))}", soft_wrap=True)
+    err.print(f"{len(ok)} clips analysed ({sum(c.reused for c in ok)} already done), "
+              f"{len(failed)} failed; summary: {result.summary_csv}")
+    if failed and not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (a non-local one needs --token).")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    data: Annotated[Path, typer.Option("--data", help="Folder for the database and the clips.")
+                    ] = Path("formcheck-data"),
+    token: Annotated[Optional[str], typer.Option(
+        help="Access token every request must carry (required off localhost).", envvar="FORMCHECK_TOKEN")
+                     ] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, MB.")] = 500.0,
+    max_duration_s: Annotated[float, typer.Option(help="Longest clip accepted, seconds.")] = 600.0,
+) -> None:
+    """The coaches' web app: upload clips, watch progress, browse reports per athlete."""
+    try:
+        from formcheck.web.app import serve as run_server
+    except ImportError as exc:
+        from formcheck.errors import FormcheckError
+
+        raise FormcheckError(f"the web app needs its extra: pip install 'formcheck[web]' ({exc.name} "
+                             "is missing)") from None
+    run_server(host, port, data, token, max_upload_mb=max_upload_mb, max_duration_s=max_duration_s)
+
+
 @app.command("settings")
 @user_errors
 def show_settings(
