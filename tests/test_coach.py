@@ -168,7 +168,8 @@ def test_web_upload_analyse_watch_and_survive_a_restart(server, tmp_path):
         page.fill("input[name=athlete]", "Sam <script>")
         page.set_input_files("input[type=file]", [{"name": "../../evil.mp4", "mimeType": "video/mp4",
                                                     "buffer": DEV02.read_bytes()}])
-        page.click("form button[type=submit], form input[type=submit]")
+        with page.expect_navigation(timeout=120_000):
+            page.click("form button[type=submit], form input[type=submit]")
         page.wait_for_load_state()
         link = page.locator("a[href^='/clips/']").first
         link.wait_for(timeout=30_000)
@@ -210,7 +211,8 @@ def test_web_refuses_a_renamed_text_file_with_a_clear_message(server):
         page.fill("input[name=athlete]", "Alex")
         page.set_input_files("input[type=file]", [{"name": "clip.mp4", "mimeType": "video/mp4",
                                                     "buffer": b"just some text, not a video\n" * 10}])
-        page.click("form button[type=submit], form input[type=submit]")
+        with page.expect_navigation(timeout=120_000):
+            page.click("form button[type=submit], form input[type=submit]")
         page.wait_for_load_state()
         text = page.inner_text("body").lower()
         browser.close()
@@ -233,3 +235,30 @@ def test_web_token_guards_every_request(tmp_path):
 def test_serve_refuses_a_public_address_without_a_token():
     r = cli("serve", "--host", "0.0.0.0", timeout=60)
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "token" in r.stderr
+
+
+def test_ctrl_c_in_the_middle_of_a_batch_keeps_finished_clips_and_resumes(tmp_path):
+    src = tmp_path / "clips"
+    src.mkdir()
+    for clip in (DEV05, DEV02, SAMPLES / "dev06_dls_front_fppa0-15-25.mp4"):
+        shutil.copy(clip, src)
+    out = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "formcheck", "batch", str(src), "-o", str(out), "-q",
+                             "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not list(out.glob("*/done.json")):
+        time.sleep(0.2)
+    assert list(out.glob("*/done.json")), "no clip finished in time"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in stderr
+    finished = [p.parent for p in out.glob("*/done.json")]
+    assert 1 <= len(finished) < 3
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the unfinished clip is gone
+    for folder in finished:
+        assert (folder / "annotated.mp4").is_file() and (folder / "report.html").is_file()
+    again = cli("batch", str(src), "-o", str(out), "-q", "--workers", "1")
+    assert again.returncode == 0
+    rows = _summary(out)
+    assert all(r["status"] == "ok" for r in rows.values()) and len(rows) == 3
+    assert sum(r["reused"] == "yes" for r in rows.values()) == len(finished)
