@@ -30,6 +30,7 @@ import re
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ SUMMARY_COLUMNS = ["clip", "status", "error", "exercise", "view", "reps_left", "
                    "reps_both", "fppa_worst_left_deg", "fppa_worst_right_deg", "fppa_worst_both_deg",
                    "faults", "folder", "reused"]
 _EVENT_EVERY_S = 0.25  # frame progress is sent from the workers at most this often
+_ORPHAN_GRACE_S = 5.0  # a worker whose parent died exits this long after noticing
 
 Event = Callable[[str, object], None]  # (kind, value): ("total", n), ("stage", name), ("frames", n)
 
@@ -182,7 +184,8 @@ def process_clip(src: str | Path, folder: str | Path, *, settings=None, workers:
         event("stage", "rendering")
         write_json(analysis, tmp / "analysis.json")
         write_csv(analysis, tmp / "reps.csv")
-        render_annotated(analysis, src, tmp / "annotated.mp4", progress=lambda n: event("frames", n))
+        render_annotated(analysis, src, tmp / "annotated.mp4", progress=lambda n: event("frames", n),
+                         workers=workers)
         event("stage", "writing")
         snapshots = save_snapshots(analysis, src, tmp / "snapshots")
         write_report(analysis, tmp / "report.html", video_rel_path="annotated.mp4", snapshots=snapshots,
@@ -212,6 +215,22 @@ def _init_worker(events) -> None:
     _EVENTS, _PARENT_PID = events, os.getppid()
     if hasattr(os, "setpgid"):
         os.setpgid(0, 0)  # own process group: the parent alone gets Ctrl-C and stops us with killpg
+    threading.Thread(target=_watch_parent, name="formcheck-parent-watch", daemon=True).start()
+
+
+def _watch_parent() -> None:
+    """Exit when the parent dies (killed, crashed): an idle pool worker would wait forever.
+
+    A clip under way notices first (its next progress event raises SystemExit and
+    removes its partial folder); after a grace period the worker's whole process
+    group (its own helpers included) is stopped.
+    """
+    while os.getppid() == _PARENT_PID:
+        time.sleep(1.0)
+    time.sleep(_ORPHAN_GRACE_S)
+    if hasattr(os, "killpg") and os.getpgid(0) == os.getpid():
+        os.killpg(0, signal.SIGKILL)
+    os._exit(1)
 
 
 def _work(key: str, src: str, folder: str, kwargs: dict) -> dict:

@@ -401,6 +401,8 @@ def _image_uri(path: Path) -> str:
     if scale < 1:
         image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
@@ -507,6 +509,9 @@ def line_plot(lines: Sequence[Line], *, title: str, y_label: str, x_label: str =
     x0, x1 = float(xs[ok].min()), float(xs[ok].max())
     if x_ticks:
         x0, x1 = min(x0, min(t for t, _ in x_ticks)), max(x1, max(t for t, _ in x_ticks))
+    if any(ln.markers for ln in lines):  # keep the end points' markers inside the frame
+        pad = max((x1 - x0) * 0.04, 0.5)
+        x0, x1 = x0 - pad, x1 + pad
     x1 = x1 if x1 > x0 else x0 + 1.0
     y0, y1, step = _y_range(list(ys[ok]) + [h.y for h in hlines])
 

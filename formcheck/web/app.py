@@ -210,11 +210,13 @@ def create_app(data_dir: str | os.PathLike[str], *, token: str | None = None, ma
         except Refused as exc:
             return page.upload_result(400, [], [("upload", str(exc))])
         athlete_id = db.athlete_id(name)
-        accepted, refused = [], []
+        accepted, refused, duplicates = [], [], set()
         for f in files:
             shown = display_name(f.filename)
             try:
-                accepted.append(await run_in_threadpool(_store, f, shown, athlete_id, session))
+                filed = await run_in_threadpool(_store, f, shown, athlete_id, session, duplicates)
+                if filed not in accepted:
+                    accepted.append(filed)
             except Refused as exc:
                 refused.append((shown, str(exc)))
             finally:
@@ -222,10 +224,14 @@ def create_app(data_dir: str | os.PathLike[str], *, token: str | None = None, ma
         if accepted:
             runner.wake()
         return page.upload_result(200 if accepted else 400, [db.clip(c) for c in accepted], refused,
-                                  athlete_id=athlete_id)
+                                  athlete_id=athlete_id, duplicates=duplicates)
 
-    def _store(f: UploadFile, shown: str, athlete_id: int, session: str) -> str:
-        """Copy, check and file one upload; its id. Raises Refused with the reason."""
+    def _store(f: UploadFile, shown: str, athlete_id: int, session: str, duplicates: set[str]) -> str:
+        """Copy, check and file one upload; the id of the clip holding it. Raises Refused with the reason.
+
+        An upload the athlete's library already holds is not kept twice: the
+        earlier clip's id is returned and added to ``duplicates``.
+        """
         from formcheck.video import probe
 
         clip_id = secrets.token_hex(8)
@@ -248,16 +254,19 @@ def create_app(data_dir: str | os.PathLike[str], *, token: str | None = None, ma
                 reason = str(exc).split(": ", 1)[-1]
                 raise Refused(reason) from None  # e.g. "not a video file FFmpeg can read (...)"
             if info.duration_s is not None and info.duration_s > max_duration_s:
-                raise Refused(f"the clip is {info.duration_s / 60:.1f} min long; the limit is "
-                              f"{max_duration_s / 60:g} min (film one set per clip)")
+                raise Refused(f"the clip is {_duration(info.duration_s)} long; the limit is "
+                              f"{_duration(max_duration_s)} (film one set per clip)")
             if (info.duration_s or 0) < MIN_DURATION_S and (info.frame_count or 0) < 15:
                 raise Refused("not a video (a still image or a clip shorter than half a second)")
             os.replace(work, clips_dir / clip_id)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        db.add_clip(clip_id, athlete_id, shown, stored, sha.hexdigest(), size, info.duration_s, session)
-        return clip_id
+        filed = db.add_clip(clip_id, athlete_id, shown, stored, sha.hexdigest(), size, info.duration_s, session)
+        if filed != clip_id:  # the same file is already in this athlete's library
+            shutil.rmtree(clips_dir / clip_id, ignore_errors=True)
+            duplicates.add(filed)
+        return filed
 
     def _clip(clip_id: str) -> dict | None:
         return db.clip(clip_id) if CLIP_ID.match(clip_id) else None
@@ -279,6 +288,10 @@ async def _limited(stream, limit: int):
         if total > limit:
             raise _TooLarge
         yield chunk
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min".replace(".0 min", " min")
 
 
 def _too_large(limit_mb: float) -> str:

@@ -97,11 +97,26 @@ class Database:
 
     # -- clips ---------------------------------------------------------------
     def add_clip(self, clip_id: str, athlete_id: int, display_name: str, stored_name: str,
-                 sha256: str, size_bytes: int, duration_s: float | None, session_date: str) -> None:
-        self._run("""INSERT INTO clips(id, athlete_id, display_name, stored_name, sha256, size_bytes,
-                     duration_s, session_date, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                  clip_id, athlete_id, display_name, stored_name, sha256, size_bytes, duration_s,
-                  session_date, now())
+                 sha256: str, size_bytes: int, duration_s: float | None, session_date: str) -> str:
+        """File a new clip; the id of the clip now holding this upload.
+
+        The same file (by SHA-256) uploaded again for the same athlete while an
+        earlier copy is queued, running or done is not filed twice: the earlier
+        clip's id comes back (a double click, two tabs, a coach re-sending a
+        folder). A copy whose analysis failed does not count: uploading it again
+        is how a coach retries.
+        """
+        with self._lock:
+            row = self._db.execute("""SELECT id FROM clips WHERE athlete_id = ? AND sha256 = ? AND deleted = 0
+                                      AND status != 'failed' ORDER BY uploaded_at LIMIT 1""",
+                                   (athlete_id, sha256)).fetchone()
+            if row is not None:
+                return row["id"]
+            self._db.execute("""INSERT INTO clips(id, athlete_id, display_name, stored_name, sha256, size_bytes,
+                                duration_s, session_date, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                             (clip_id, athlete_id, display_name, stored_name, sha256, size_bytes, duration_s,
+                              session_date, now()))
+            return clip_id
 
     def clip(self, clip_id: str) -> dict | None:
         return self._one("""SELECT c.*, a.name AS athlete FROM clips c JOIN athletes a ON a.id = c.athlete_id

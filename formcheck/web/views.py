@@ -69,9 +69,9 @@ class Pages:
         return self._render("clip_status.html", title=clip["display_name"], clip=clip)
 
     def upload_result(self, status: int, accepted: list[dict], refused: list[tuple[str, str]],
-                      athlete_id: int | None = None) -> HTMLResponse:
+                      athlete_id: int | None = None, duplicates: set[str] = frozenset()) -> HTMLResponse:
         return self._render("upload_result.html", status, title="Upload", accepted=accepted,
-                            refused=refused, athlete_id=athlete_id, athletes=[])
+                            refused=refused, athlete_id=athlete_id, athletes=[], duplicates=duplicates)
 
     def report(self, clip: dict, report_html: str) -> HTMLResponse:
         nav = self.env.get_template("_nav.html").render(clip=clip)
