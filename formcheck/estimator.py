@@ -136,7 +136,8 @@ class PoseEstimator:
 
     def close(self) -> None:
         if self._landmarker is not None:
-            self._landmarker.close()
+            with quiet_native_stderr():  # mediapipe 1.2.3 logs "DestroyAccelerator" to fd 2
+                self._landmarker.close()
             self._landmarker = None
 
     def process(self, rgb: np.ndarray, t_ms: float) -> Candidates:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from formcheck.errors import OutputError
+from formcheck.fsutil import folder_problem
 from formcheck.pose import Landmark, PoseSequence
 
 
@@ -32,11 +33,9 @@ def check_output_path(path: Path, suffixes: tuple[str, ...] | None = None) -> No
     """Fail early (before minutes of work) if ``path`` cannot be written."""
     if suffixes and path.suffix.lower() not in suffixes:
         raise OutputError(f"{path}: output must end in {', '.join(suffixes)}")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"cannot write {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"cannot write {path}: folder {folder} is not writable")
+    problem = folder_problem(path.parent if str(path.parent) else Path("."))
+    if problem:
+        raise OutputError(f"cannot write {path}: {problem}")
     if path.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
+import os
 import queue
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -35,6 +36,10 @@ def plan_segments(duration_s: float | None, workers: int) -> list[tuple[float, f
 def _init_worker(progress_queue) -> None:
     global _QUEUE
     _QUEUE = progress_queue
+    if os.environ.get("FC_CV_THREADS") != "many":
+        import cv2
+
+        cv2.setNumThreads(1)  # every core already runs a worker: OpenCV's own threads only contend
 
 
 def _call(func: Callable[..., Any], args: tuple) -> Any:

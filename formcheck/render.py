@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from formcheck.errors import InputError, OutputError
+from formcheck.fsutil import folder_problem
 from formcheck.overlay import FileStates, FormOverlay
 from formcheck.parallel import plan_segments, run_jobs
 from formcheck.video import VideoWriter, concat_h264, probe, read_frames
@@ -162,8 +163,9 @@ def save_snapshots(analysis, video_path: str | os.PathLike[str], out_dir: str | 
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{out_dir}: cannot create the snapshot folder ({exc.strerror or exc})") from None
-    if not os.access(out_dir, os.W_OK):
-        raise OutputError(f"{out_dir}: folder is not writable")
+    problem = folder_problem(out_dir)
+    if problem:
+        raise OutputError(f"{out_dir}: {problem}")
     by_frame: dict[int, list] = {}
     for r in analysis.reps:
         by_frame.setdefault(r.rep.bottom_index, []).append(r)

@@ -23,16 +23,18 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import cv2  # noqa: F401  (before av: PyAV's bundled libraries loaded first hang cv2 windows, PyAV #978)
+import cv2  # (imported before av: PyAV's bundled libraries loaded first hang cv2 windows, PyAV #978)
 import av
 import numpy as np
 
 from formcheck.errors import InputError, OutputError
+from formcheck.fsutil import folder_problem
 
 log = logging.getLogger(__name__)
 
 MIN_STEP_MS = 1.0
 """Step used to repair a duplicate or backwards timestamp (previous + 1 ms)."""
+DEBLOCK_SKIP_SCALE = 1.5  # read_frames(max_side=) shrinking by this much or more skips deblocking
 
 _WRITER_TIME_BASE = Fraction(1, 90_000)  # the MPEG clock; 1 ms = 90 ticks
 _WRITER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -198,6 +200,11 @@ def read_frames(path: str | os.PathLike[str], *, max_side: int | None = None,
     if start_ms:
         origin = _first_pts_ms(path)
     container, stream = _open_input(path)
+    cc = stream.codec_context
+    if max_side and cc.width and max(cc.width, cc.height) >= DEBLOCK_SKIP_SCALE * max_side:
+        # Shrunk this much, the deblocking filter's work is averaged away: skip it (a
+        # quarter of H.264 decoding time at 1080x1920; FFmpeg's skip_loop_filter).
+        cc.options = {**cc.options, "skip_loop_filter": "all"}
     with container:
         if start_ms and origin is not None and stream.time_base is not None:
             target = int((origin + start_ms) / 1000.0 / stream.time_base)
@@ -226,7 +233,7 @@ def read_frames(path: str | os.PathLike[str], *, max_side: int | None = None,
                     t_ms = _repair_time(av_frame.pts, time_base, origin_ms, prev_ms, interval_ms)
                 if origin_ms is None and av_frame.pts is not None and time_base is not None:
                     origin_ms = float(av_frame.pts * time_base) * 1000.0 - t_ms
-                image = av_frame.to_ndarray(format="rgb24", **size)
+                image = to_rgb(av_frame, **size)
                 if quarters:
                     image = np.rot90(image, k=quarters)
                 yield Frame(index, t_ms, np.ascontiguousarray(image))
@@ -238,6 +245,32 @@ def read_frames(path: str | os.PathLike[str], *, max_side: int | None = None,
             log.warning("%s: stopped at a frame that cannot be converted (%s)", path, exc)
         if index == 0:
             raise InputError(f"{path}: no decodable video frames")
+
+
+def to_rgb(frame: Any, width: int | None = None, height: int | None = None) -> np.ndarray:
+    """A decoded frame as an RGB array, optionally resized to ``width`` x ``height``.
+
+    Phone and camera video is nearly always 8-bit yuv420p (limited range,
+    BT.601 coefficients, as FFmpeg's swscale assumes for untagged video): its
+    three planes are resized (area averaging) and converted by OpenCV, which
+    costs a third of swscale's time for a 1080x1920 frame (3 ms instead of 7
+    on one core of these machines, bench/speed.py). Other pixel formats (10-bit
+    HDR, full-range "yuvj", 4:2:2, odd sizes) go through swscale.
+    """
+    w, h = width or frame.width, height or frame.height
+    if (frame.format.name != "yuv420p" or frame.width % 2 or frame.height % 2 or w % 2 or h % 2
+            or getattr(frame, "color_range", 0) == 2):  # 2: AVCOL_RANGE_JPEG (full range)
+        return frame.to_ndarray(format="rgb24", width=w, height=h) if (width or height) \
+            else frame.to_ndarray(format="rgb24")
+    i420 = np.empty((h * 3 // 2, w), np.uint8)
+    chroma = i420[h:].reshape(2, h // 2, w // 2)
+    for plane, out in zip(frame.planes, (i420[:h], chroma[0], chroma[1])):
+        src = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
+        if src.shape == out.shape:
+            out[...] = src
+        else:
+            cv2.resize(src, (out.shape[1], out.shape[0]), dst=out, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
 
 
 def _first_pts_ms(path: Path) -> float | None:
@@ -296,10 +329,9 @@ class VideoWriter:
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"frame size must be positive, got {width}x{height}")
         folder = self.path.parent
-        if not folder.is_dir():
-            raise OutputError(f"{self.path}: folder {folder} does not exist")
-        if not os.access(folder, os.W_OK):
-            raise OutputError(f"{self.path}: folder {folder} is not writable")
+        problem = folder_problem(folder)
+        if problem:
+            raise OutputError(f"{self.path}: {problem}")
         fmt = _WRITER_FORMATS.get(self.path.suffix.lower())
         if fmt is None:
             raise OutputError(f"{self.path}: unsupported extension (use .mp4, .m4v, .mov or .mkv)")
@@ -335,7 +367,8 @@ class VideoWriter:
             raise ValueError(f"t_ms must increase: {t_ms} after {self._last_t_ms}")
         if self.height % 2 or self.width % 2:
             image = np.pad(image, ((0, self.height % 2), (0, self.width % 2), (0, 0)), "edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        # OpenCV's RGB -> I420 (BT.601, limited range, as swscale) is 4x faster than swscale's
+        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
         pts = max(round(t_ms * 90.0), self._last_pts + 1)
         frame.pts, frame.time_base = pts, _WRITER_TIME_BASE
         self._mux(frame)
