@@ -55,6 +55,7 @@ from formcheck.geometry import (
     knee_medial_displacement,
     trunk_flexion_deg,
 )
+from formcheck.landmark_io import read_pose_npz, write_pose
 from formcheck.pose import Landmark as LM
 from formcheck.pose import PoseSequence
 
@@ -205,20 +206,9 @@ def load_gt(gt_dir: Path = GT_DIR, pattern: str = "dev*") -> dict[str, dict]:
 
 
 def load_cached_pose(cache_dir: Path, clip: str) -> PoseSequence | None:
-    """A PoseSequence from ``<cache_dir>/<clip>.npz`` (keys t, xyz, world, vis, w, h)."""
+    """A PoseSequence from ``<cache_dir>/<clip>.npz`` (``formcheck pose -o X.npz``), or None."""
     p = cache_dir / f"{clip}.npz"
-    if not p.exists():
-        return None
-    d = np.load(p)
-    return PoseSequence(d["t"], d["xyz"], d["world"], d["vis"], int(d["w"]), int(d["h"]),
-                        meta={"source": str(p)})
-
-
-def save_pose(seq: PoseSequence, path: Path) -> None:
-    """Write a PoseSequence in the cache format read by :func:`load_cached_pose`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, t=seq.timestamps_ms, xyz=seq.xyz, world=seq.world, vis=seq.visibility,
-             w=seq.width, h=seq.height)
+    return read_pose_npz(p) if p.exists() else None
 
 
 def extract_pose_for(clip: str, gt_dir: Path = GT_DIR) -> PoseSequence:
@@ -720,7 +710,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipped {clip}: no landmarks in {args.cache}", file=sys.stderr)
             continue
         if args.extract and args.save_cache is not None:
-            save_pose(seq, args.save_cache / f"{clip}.npz")
+            args.save_cache.mkdir(parents=True, exist_ok=True)
+            write_pose(seq, args.save_cache / f"{clip}.npz")
         if len(seq) != len(gt["frames"]):
             print(f"skipped {clip}: {len(seq)} landmark frames vs {len(gt['frames'])} GT frames",
                   file=sys.stderr)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from formcheck.analysis import analyze_pose  # noqa: E402
 from formcheck.extract import extract_pose  # noqa: E402
-from formcheck.landmark_io import write_pose  # noqa: E402
+from formcheck.landmark_io import read_pose_npz, write_pose  # noqa: E402
 from formcheck.pose import PoseSequence  # noqa: E402
 from formcheck.rules import Thresholds, Verdict, banded  # noqa: E402
 
@@ -36,18 +36,13 @@ SCORED_EXERCISES = {"squat", "single_leg_squat"}
 
 
 def load_pose(video: Path, cache: Path | None) -> PoseSequence:
-    if cache is not None:
-        f = cache / (video.stem + ".npz")
-        if f.is_file():
-            d = np.load(f)
-            if "timestamps_ms" in d:
-                return PoseSequence(d["timestamps_ms"], d["xyz"], d["world"], d["visibility"],
-                                    int(d["width"]), int(d["height"]))
-            return PoseSequence(d["t"], d["xyz"], d["world"], d["vis"], int(d["w"]), int(d["h"]))
+    f = cache / (video.stem + ".npz") if cache is not None else None
+    if f is not None and f.is_file():
+        return read_pose_npz(f)
     seq = extract_pose(video)
-    if cache is not None:
+    if f is not None:
         cache.mkdir(parents=True, exist_ok=True)
-        write_pose(seq, cache / (video.stem + ".npz"))
+        write_pose(seq, f)
     return seq
 
 
@@ -57,13 +52,14 @@ def true_verdict(value: float, bilateral: bool, kind: str, t: Thresholds) -> Ver
     return banded(value, t.sls_trunk_watch_deg, t.sls_trunk_fault_deg, 1.0)[0]
 
 
-def synthetic(cache: Path | None) -> None:
+def synthetic(cache: Path | None, folder: Path = SHARED / "synthetic") -> dict[str, list[float]]:
+    """Score every ``NAME.mp4`` + ``NAME.gt.json`` in ``folder``; returns the errors per view."""
     t = Thresholds()
     errs: dict[str, list[float]] = defaultdict(list)
     agree = defaultdict(lambda: [0, 0])
     print("\n== rendered clips (exact ground truth) ==")
     print(f"{'clip':44} {'view':8} {'reps':>9}  FPPA err at bottoms (deg)      trunk err")
-    for gt_path in sorted((SHARED / "synthetic").glob("*.gt.json")):
+    for gt_path in sorted(folder.glob("*.gt.json")):
         gt = json.loads(gt_path.read_text())
         video = gt_path.with_name(gt_path.name.replace(".gt.json", ".mp4"))
         a = analyze_pose(load_pose(video, cache), source=str(video))
@@ -98,6 +94,7 @@ def synthetic(cache: Path | None) -> None:
                   f"worst {np.max(ae):.1f}")
     for key, (ok, n) in agree.items():
         print(f"  verdict agreement, {key}: {ok}/{n}")
+    return errs
 
 
 def real(cache: Path | None) -> None:

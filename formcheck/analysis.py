@@ -219,7 +219,7 @@ def analyze_pose(raw: PoseSequence, *, settings: Settings | None = None,
                                       width_rule=ex is Exercise.SQUAT))
     sides = _side_summaries(results)
     comparison = _compare(sides, settings)
-    notes.extend(_notes(ctx, results, raw))
+    notes.extend(_notes(ctx, results, raw, info))
     return Analysis(source=source, info=info, pose=seq, raw_pose=raw, series=series, context=ctx,
                     exercise=ex, reps=results, sides=sides, comparison=comparison, notes=notes,
                     settings=settings, correction=correction)
@@ -257,6 +257,19 @@ def _fallback_set(seq: PoseSequence, exercise: Exercise) -> list[SetSegment]:
         return []
     t = seq.times_s
     return [SetSegment(float(t[found[0]]), float(t[found[-1]]), exercise, Side.BOTH, 0.0)]
+
+
+def _truncation(raw: PoseSequence, info: VideoInfo | None) -> str | None:
+    """A note when the frames stop well before the duration the file's header gives."""
+    if info is None or not info.duration_s or len(raw) < 2:
+        return None
+    step_s = float(np.median(np.diff(raw.times_s)))
+    decoded_s = float(raw.times_s[-1] - raw.times_s[0]) + step_s
+    missing_s = info.duration_s - decoded_s
+    if missing_s <= max(0.5, 0.05 * info.duration_s):
+        return None
+    return (f"The file ends early: its frames stop at {decoded_s:.1f} s of the {info.duration_s:.1f} s "
+            "its header gives (a truncated or damaged file); anything after that was not analysed.")
 
 
 def _gaps(seq: PoseSequence, min_s: float) -> list[tuple[float, float]]:
@@ -510,8 +523,12 @@ def _compare(sides: dict[Side, SideSummary], settings: Settings) -> dict:
     return out
 
 
-def _notes(ctx: ClipContext, results: list[RepResult], raw: PoseSequence) -> list[str]:
+def _notes(ctx: ClipContext, results: list[RepResult], raw: PoseSequence,
+           info: VideoInfo | None = None) -> list[str]:
     notes = []
+    cut = _truncation(raw, info)
+    if cut:
+        notes.append(cut)
     v = ctx.view
     if v.view in (View.SIDE,):
         notes.append("Side view: knee valgus cannot be judged from the side; film from the front "

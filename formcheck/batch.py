@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from formcheck.errors import FormcheckError, InputError
+from formcheck.fsutil import folder_problem, usual_mode
 from formcheck.landmark_io import atomic_output
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi")
@@ -45,7 +46,7 @@ DONE_FILE = "done.json"
 PARTIAL_PREFIX = ".partial-"
 SUMMARY_COLUMNS = ["clip", "status", "error", "exercise", "view", "reps_left", "reps_right",
                    "reps_both", "fppa_worst_left_deg", "fppa_worst_right_deg", "fppa_worst_both_deg",
-                   "faults", "folder", "reused"]
+                   "faults", "folder", "reused", "source"]
 _EVENT_EVERY_S = 0.25  # frame progress is sent from the workers at most this often
 _ORPHAN_GRACE_S = 5.0  # a worker whose parent died exits this long after noticing
 
@@ -65,7 +66,7 @@ class ClipResult:
         row = {k: self.summary.get(k, "") for k in SUMMARY_COLUMNS}
         row.update(clip=self.path.name, status=self.status, error=self.error or "",
                    folder=self.folder.name if self.folder and self.status == "ok" else "",
-                   reused="yes" if self.reused else "no")
+                   reused="yes" if self.reused else "no", source=str(self.path))
         return {k: "" if v is None else v for k, v in row.items()}
 
 
@@ -195,7 +196,7 @@ def process_clip(src: str | Path, folder: str | Path, *, settings=None, workers:
         with atomic_output(tmp / DONE_FILE) as f:
             json.dump(done, f, indent=2)
         for path in [tmp, *tmp.rglob("*")]:
-            os.chmod(path, 0o755 if path.is_dir() else 0o644)  # mkstemp/mkdtemp make them private
+            os.chmod(path, usual_mode(folder=path.is_dir()))  # mkdtemp makes them private
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -335,12 +336,15 @@ def run_batch(inputs: Iterable[str | Path], out_dir: str | Path, *, workers: int
 
     clips = find_clips(inputs)
     out_dir = Path(out_dir)
+    from formcheck.errors import OutputError
+
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        from formcheck.errors import OutputError
-
         raise OutputError(f"cannot create folder {out_dir}: {exc.strerror or exc}") from None
+    problem = folder_problem(out_dir)
+    if problem:  # before any clip is started
+        raise OutputError(f"cannot write results to {out_dir}: {problem}")
     for stale in out_dir.glob(f"{PARTIAL_PREFIX}*"):  # left by a run that was killed
         shutil.rmtree(stale, ignore_errors=True)
     results: dict[int, ClipResult] = {}
@@ -440,8 +444,20 @@ def _write_summary(out_dir: Path, clips: list[Path], results: dict[int, ClipResu
         writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS)
         writer.writeheader()
         writer.writerows(r.row() for r in ordered)
-    os.chmod(target, 0o644)
     return ordered, target
+
+
+class LineBatchProgress:
+    """Progress for a log or a pipe: one line per clip that ends (``[3/10] ok clip.mp4``)."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def __call__(self, ev: BatchProgress) -> None:
+        if ev.state in ("ok", "failed", "reused", "interrupted"):
+            extra = f": {ev.error}" if ev.error else ""
+            print(f"[{ev.clips_done}/{ev.clips_total}] {ev.state} {ev.clip}{extra}", file=self.stream,
+                  flush=True)
 
 
 class RichBatchProgress:

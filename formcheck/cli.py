@@ -240,7 +240,8 @@ def live(
     with open_camera(camera) as cam:
         summary = run_live(cam, headless=headless, record=record, mirror=mirror,
                            on_rep=lambda rep: out.print(rep.line), settings=settings)
-    err.print(f"{summary.rep_count} reps; {summary.frames} frames shown, {summary.dropped} dropped")
+    stopped = " (stopped with Ctrl-C)" if summary.interrupted else ""
+    err.print(f"{summary.rep_count} reps; {summary.frames} frames shown, {summary.dropped} dropped{stopped}")
     if record is not None:
         err.print(f"wrote {record}")
 
@@ -269,11 +270,14 @@ def batch(
 ) -> None:
     """Analyse many clips in parallel: per clip an annotated video, JSON, CSV and HTML report,
     plus summary.csv; clips already done (same content) are skipped."""
-    from formcheck.batch import RichBatchProgress, run_batch
+    from formcheck.batch import LineBatchProgress, RichBatchProgress, run_batch
 
     settings = _settings(settings_file, set_)
-    if quiet or not sys.stderr.isatty():
+    if quiet:
         result = run_batch(inputs, out_dir, workers=workers, settings=settings)
+    elif not sys.stderr.isatty():  # a log file or a pipe: one plain line per finished clip
+        result = run_batch(inputs, out_dir, workers=workers, settings=settings,
+                           progress=LineBatchProgress(sys.stderr))
     else:
         with RichBatchProgress(err) as bar:
             result = run_batch(inputs, out_dir, workers=workers, settings=settings, progress=bar)
@@ -282,8 +286,8 @@ def batch(
     for c in failed:
         err.print(f"failed: {escape(c.error or str(c.path))}", soft_wrap=True)
     err.print(f"{len(ok)} clips analysed ({sum(c.reused for c in ok)} already done), "
-              f"{len(failed)} failed; summary: {result.summary_csv}")
-    if failed and not ok:
+              f"{len(failed)} failed; summary: {escape(str(result.summary_csv))}", soft_wrap=True)
+    if failed:  # scripts must see that some clips have no results
         raise typer.Exit(1)
 
 

@@ -33,6 +33,8 @@ POSE_MAX_SIDE_PX = 960  # frames are scaled down to this before the model (it se
 # a 1080x1920 phone frame then costs a quarter of the conversion work, landmarks are normalised
 MIN_SIDE_PX = 96  # below this a whole body is a few pixels wide: the detector finds nobody
 WARMUP_S = 1.0  # frames tracked before a segment starts, then dropped
+WORKER_START_S = 0.4  # a spawned worker's start-up before its first frame (measured here)
+MODEL_FPS = 50.0  # frames/s of the full model on one core here (bench/speed.py)
 
 
 def _no_progress(_: int) -> None:
@@ -107,7 +109,10 @@ def extract_pose(
     if min(info.width, info.height) < MIN_SIDE_PX:
         raise InputError(f"{Path(path).name}: the video is too small ({info.width}x{info.height} "
                          f"pixels); formcheck needs at least {MIN_SIDE_PX} pixels on the short side")
-    segments = plan_segments(info.duration_s, workers)
+    # A worker segment loses its warm-up and its process start to the first one.
+    fps = info.fps or 30.0
+    segments = plan_segments(info.duration_s, workers,
+                             head_start_s=WARMUP_S + WORKER_START_S * MODEL_FPS / fps)
     if len(segments) == 1:
         parts = [_track(str(path), info.width, info.height, estimator, tracker, None, 0.0, np.inf,
                         progress)]

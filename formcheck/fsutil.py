@@ -22,3 +22,24 @@ def folder_problem(folder: Path) -> str | None:
     os.close(fd)
     os.unlink(probe)
     return None
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would, for a moment, for every thread)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def usual_mode(folder: bool = False) -> int:
+    """The permissions ``open()`` / ``mkdir()`` would give under the current umask.
+
+    ``tempfile.mkstemp``/``mkdtemp`` create private (0600/0700) files; outputs
+    written through them and renamed get these modes instead.
+    """
+    return (0o777 if folder else 0o666) & ~_umask()

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from formcheck.errors import OutputError
-from formcheck.fsutil import folder_problem
+from formcheck.fsutil import folder_problem, usual_mode
 from formcheck.pose import Landmark, PoseSequence
 
 
@@ -52,6 +52,7 @@ def atomic_output(path: Path, mode: str = "w") -> Iterator[io.IOBase]:
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
+        os.fchmod(fd, usual_mode())  # mkstemp's file is private; the output should not be
         with os.fdopen(fd, mode, **({"newline": "", "encoding": "utf-8"} if "b" not in mode else {})) as f:
             yield f
         os.replace(tmp, path)

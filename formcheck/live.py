@@ -106,6 +106,7 @@ class LiveSummary:
     frames: int = 0  # processed
     dropped: int = 0  # frames the source replaced before they were read
     duration_s: float = 0.0
+    interrupted: bool = False  # ended by Ctrl-C (the recording and the reps are still kept)
     latencies_ms: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -400,43 +401,48 @@ def run_live(source, *, display: bool = True, headless: bool = False,
         started = time.monotonic()
         with LiveSession(width, height, settings, live) as session:
             paused, last, t0 = False, None, None
-            while True:
-                frame = cam.read()
-                if frame is None:
-                    break
-                read_at = time.monotonic()
-                if not paused:
-                    out = session.process(frame, read_at=read_at, draw=show or writer is not None
-                                          or on_frame is not None, mirror=mirror)
-                    last = out
-                    summary.frames += 1
-                    summary.latencies_ms.append(out.latency_s * 1000.0)
-                    for rep in out.reps:
-                        if on_rep is not None:
-                            on_rep(rep)
-                    if writer is not None and out.image is not None:
-                        t0 = frame.t_ms if t0 is None else t0
-                        writer.write(out.image, frame.t_ms - t0)
-                    if on_frame is not None:
-                        on_frame(out)
-                if window:
-                    if last is not None and last.image is not None:
-                        image = last.image if not paused else session.draw(
-                            last.frame.image, last.state, mirror=mirror, note="PAUSED")
-                        cv2.imshow(WINDOW, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-                    key = cv2.waitKey(1) & 0xFF
-                    if key in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+            earlier: list[LiveRep] = []  # reps judged before an 'r' reset
+            try:
+                while True:
+                    frame = cam.read()
+                    if frame is None:
                         break
-                    if key == ord(" "):
-                        paused = not paused
-                    elif key == ord("m"):
-                        mirror = not mirror
-                    elif key == ord("r"):
-                        session.reset()
+                    read_at = time.monotonic()
+                    if not paused:
+                        out = session.process(frame, read_at=read_at, draw=show or writer is not None
+                                              or on_frame is not None, mirror=mirror)
+                        last = out
+                        summary.frames += 1
+                        summary.latencies_ms.append(out.latency_s * 1000.0)
+                        for rep in out.reps:
+                            if on_rep is not None:
+                                on_rep(rep)
+                        if writer is not None and out.image is not None:
+                            t0 = frame.t_ms if t0 is None else t0
+                            writer.write(out.image, frame.t_ms - t0)
+                        if on_frame is not None:
+                            on_frame(out)
+                    if window:
+                        if last is not None and last.image is not None:
+                            image = last.image if not paused else session.draw(
+                                last.frame.image, last.state, mirror=mirror, note="PAUSED")
+                            cv2.imshow(WINDOW, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+                        key = cv2.waitKey(1) & 0xFF
+                        if key in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+                            break
+                        if key == ord(" "):
+                            paused = not paused
+                        elif key == ord("m"):
+                            mirror = not mirror
+                        elif key == ord("r"):
+                            earlier += session.analyzer.reps
+                            session.reset()
+            except KeyboardInterrupt:  # Ctrl-C is how a headless session ends: keep what it made
+                summary.interrupted = True
             for rep in session.analyzer.finish():
                 if on_rep is not None:
                     on_rep(rep)
-            summary.reps = list(session.analyzer.reps)
+            summary.reps = earlier + list(session.analyzer.reps)
         summary.duration_s = time.monotonic() - started
         summary.dropped = int(getattr(cam, "dropped", 0))
         if writer is not None:

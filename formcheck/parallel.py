@@ -1,9 +1,11 @@
-"""Run per-segment jobs in worker processes, with progress, for one clip.
+"""Run per-segment jobs of one clip on every core, with progress.
 
 Used by pose extraction and annotated rendering: each job handles a time
-segment of the clip; jobs report frames done through a queue that the parent
-drains into its progress callback. Workers are spawned, not forked (MediaPipe
-and FFmpeg threads do not survive a fork).
+segment of the clip. The first job runs in the calling process (no start-up,
+no extra copy of the libraries in memory); the others run in spawned worker
+processes (MediaPipe and FFmpeg threads do not survive a fork) and report
+frames done through a queue that the caller drains into its progress
+callback while it works on its own segment.
 """
 
 from __future__ import annotations
@@ -24,12 +26,23 @@ _PROGRESS_EVERY = 10
 _QUEUE = None  # the progress queue, inherited by each worker process
 
 
-def plan_segments(duration_s: float | None, workers: int) -> list[tuple[float, float]]:
-    """[start_ms, end_ms) of each segment; one segment when the clip is short."""
+def plan_segments(duration_s: float | None, workers: int,
+                  head_start_s: float = 0.0) -> list[tuple[float, float]]:
+    """[start_ms, end_ms) of each segment; one segment when the clip is short.
+
+    Segment 0 runs in the calling process and starts at once; the others lose
+    ``head_start_s`` of clip time to starting a process (and any warm-up), so
+    segment 0 is made longer by that much minus its share: all finish together.
+    """
     if not duration_s or workers <= 1:
         return [(0.0, np.inf)]
     n = int(min(workers, max(1, duration_s // MIN_SEGMENT_S)))
-    bounds = [duration_s * 1000.0 * k / n for k in range(n)] + [np.inf]
+    if n == 1:
+        return [(0.0, np.inf)]
+    lead = min(max(head_start_s, 0.0), 0.5 * duration_s / n)
+    first = duration_s / n + lead * (n - 1) / n
+    rest = (duration_s - first) / (n - 1)
+    bounds = [0.0] + [1000.0 * (first + rest * k) for k in range(n - 1)] + [np.inf]
     return [(bounds[k], bounds[k + 1]) for k in range(n)]
 
 
@@ -59,26 +72,43 @@ def _call(func: Callable[..., Any], args: tuple) -> Any:
 
 
 def run_jobs(func: Callable[..., Any], jobs: Sequence[tuple], progress: Progress) -> list[Any]:
-    """``[func(*job, progress=...) for job in jobs]``, each in its own process."""
+    """``[func(*job, progress=...) for job in jobs]``: the first job here, each other
+    one in its own process, all at once. A failing job's exception is raised."""
+    if len(jobs) == 1:
+        return [func(*jobs[0], progress=progress)]
     ctx = mp.get_context("spawn")
     progress_queue = ctx.Queue()
-    with cf.ProcessPoolExecutor(max_workers=len(jobs), mp_context=ctx, initializer=_init_worker,
-                                initargs=(progress_queue,)) as pool:
-        futures = [pool.submit(_call, func, job) for job in jobs]
-        pending = set(futures)
-        try:
-            while pending:
-                done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+    pool = cf.ProcessPoolExecutor(max_workers=len(jobs) - 1, mp_context=ctx,
+                                  initializer=_init_worker, initargs=(progress_queue,))
+    try:
+        futures = [pool.submit(_call, func, job) for job in jobs[1:]]
+        pending = 0
+
+        def here(n: int) -> None:  # the caller's own job: its frames, and the workers'
+            nonlocal pending
+            progress(n)
+            pending += n
+            if pending >= _PROGRESS_EVERY:
+                pending = 0
                 _drain(progress_queue, progress)
-                for f in done:
-                    exc = f.exception()
-                    if exc is not None:
-                        raise exc
-        finally:
-            for f in pending:
-                f.cancel()
+
+        first = func(*jobs[0], progress=here)
+        waiting = set(futures)
+        while waiting:
+            done, waiting = cf.wait(waiting, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+            _drain(progress_queue, progress)
+            for f in done:
+                if f.exception() is not None:
+                    raise f.exception()
         _drain(progress_queue, progress)
-        return [f.result() for f in futures]
+        return [first, *(f.result() for f in futures)]
+    except BaseException:
+        # A failed or interrupted clip: stop the other segments now, not after their work.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _drain(progress_queue, progress: Progress) -> None:

@@ -32,6 +32,12 @@ Progress = Callable[[int], None]
 # A decoded frame and the analysed one must be the same frame: their times may
 # differ by rounding only.
 _SAME_FRAME_MS = 1.0
+WORKER_START_S = 0.3  # a spawned render worker's start-up before its first frame
+
+
+def _render_fps_estimate(width: int, height: int) -> float:
+    """Frames/s one process decodes, draws and encodes (bench/speed.py: ~60 at 1080x1920)."""
+    return min(250.0, 60.0 * 1080 * 1920 / max(width * height, 1))
 
 
 def _annotated(analysis, video_path: Path, overlay: FormOverlay, wanted: set[int] | None = None,
@@ -78,7 +84,8 @@ def render_annotated(analysis, video_path: str | os.PathLike[str], out_path: str
     progress = progress or (lambda n: None)
     overlay = overlay or FormOverlay()
     info = analysis.info or probe(video_path)
-    segments = plan_segments(info.duration_s, workers)
+    head_start = WORKER_START_S * _render_fps_estimate(info.width, info.height) / (info.fps or 30.0)
+    segments = plan_segments(info.duration_s, workers, head_start_s=head_start)
     if len(segments) == 1:
         written = _render_part(analysis, video_path, out_path, None, np.inf, overlay, progress=progress)
     else:

@@ -223,3 +223,14 @@ def test_ctrl_c_in_the_middle_of_a_batch_keeps_finished_clips_and_resumes(tmp_pa
     rows = _rows(out)
     assert all(r["status"] == "ok" for r in rows.values()) and len(rows) == 3
     assert sum(r["reused"] == "yes" for r in rows.values()) == len(finished)
+
+
+def test_batch_command_logs_each_clip_and_exits_non_zero_when_a_clip_failed(batch):
+    src, out, _, _, _ = batch
+    r = _cli("batch", str(src), "-o", str(out))  # stderr is a pipe: plain lines, no bar
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert [line.split("]")[0] for line in lines[:4]] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    assert any(line.endswith(f"reused {DEV02.name}") for line in lines)
+    assert any(" failed notes.mp4: " in line for line in lines)
+    assert "2 clips analysed (2 already done), 2 failed" in lines[-1]

@@ -135,3 +135,43 @@ def test_no_display_is_one_clear_error_suggesting_headless(monkeypatch):
     with FileCamera(DEV02, realtime=False) as cam, pytest.raises(DisplayError, match="--headless") as info:
         run_live(cam)
     assert isinstance(info.value, FormcheckError) and "\n" not in str(info.value)
+
+
+def test_ctrl_c_ends_a_headless_session_and_keeps_the_recording_and_the_reps(tmp_path):
+    """Ctrl-C is how a headless webcam session ends: nothing it made may be lost."""
+    out = tmp_path / "stopped.mp4"
+    lines = []
+
+    def stop_after_rep_one(f):
+        if f.frame.index == 140:  # rep 1 ended (frame ~101) and was judged
+            raise KeyboardInterrupt
+
+    with FileCamera(DEV02, realtime=False) as cam:
+        summary = run_live(cam, headless=True, record=out, on_rep=lambda rep: lines.append(rep.line),
+                           on_frame=stop_after_rep_one)
+    assert summary.interrupted and summary.frames == 141
+    assert summary.rep_count >= 1 and lines[0].startswith("Rep 1, right leg")
+    assert len(list(read_frames(out))) == summary.frames
+
+
+def test_reset_starts_the_count_again_but_the_summary_keeps_every_rep(monkeypatch):
+    from formcheck import live
+
+    calls, judged_before = [0], []
+    monkeypatch.setattr(live, "_open_window", lambda w, h: None)
+    monkeypatch.setattr(live.cv2, "imshow", lambda name, bgr: None)
+    monkeypatch.setattr(live.cv2, "getWindowProperty", lambda *a: 1.0)
+    monkeypatch.setattr(live.cv2, "destroyWindow", lambda name: None)
+
+    def wait_key(ms):
+        calls[0] += 1
+        return ord("r") if calls[0] == 140 else 0xFF
+
+    monkeypatch.setattr(live.cv2, "waitKey", wait_key)
+    seen = []
+    with FileCamera(DEV02, realtime=False) as cam:
+        summary = run_live(cam, on_rep=seen.append, on_frame=lambda f: judged_before.append(len(seen))
+                           if f.frame.index == 139 else None)
+    assert judged_before and judged_before[0] >= 1  # rep 1 was judged before the reset
+    assert len(summary.reps) == len(seen) > judged_before[0]  # reps from after the reset too
+    assert summary.reps[0] is seen[0]

@@ -41,6 +41,18 @@ def test_segment_plan(duration, workers, expected):
     assert all(a[1] == b[0] for a, b in zip(segments, segments[1:]))
 
 
+@pytest.mark.parametrize("workers", [2, 3])
+def test_segment_plan_gives_the_callers_own_segment_the_workers_head_start(workers):
+    even = plan_segments(60.0, workers)
+    lead = plan_segments(60.0, workers, head_start_s=1.5)
+    lengths = [b - a for a, b in lead[:-1]] + [60_000.0 - lead[-1][0]]
+    # each worker segment is shorter by the 1.5 s it loses, spread so that all end together
+    assert lengths[0] - lengths[1] == pytest.approx(1500.0)
+    assert all(x == pytest.approx(lengths[1]) for x in lengths[1:])
+    assert sum(lengths) == pytest.approx(60_000.0)
+    assert lead[0][1] > even[0][1]
+
+
 def test_annotated_video_rendered_in_two_processes_is_one_whole_h264_file(tmp_path, analysis_of):
     from formcheck.render import render_annotated
     from formcheck.video import probe, read_frames

@@ -165,6 +165,17 @@ def test_upload_watch_play_and_survive_restarts(server):
     with server.get(f"/clips/{clip_id}/annotated.mp4", headers={"Range": "bytes=100-199"}) as r:
         assert r.status == 206 and r.headers["Content-Range"].startswith("bytes 100-199/")
         assert len(r.read()) == 100
+    # the shareable download: the report with its video beside it, as the report refers to it
+    import io
+    import zipfile
+
+    with server.get(f"/clips/{clip_id}/files/report.zip") as r:
+        assert r.headers["Content-Type"] == "application/zip"
+        z = zipfile.ZipFile(io.BytesIO(r.read()))
+    assert {"report.html", "annotated.mp4", "analysis.json", "reps.csv"} <= set(z.namelist())
+    assert 'src="annotated.mp4"' in z.read("report.html").decode()
+    with server.get(f"/clips/{clip_id}/annotated.mp4") as r:
+        assert z.read("annotated.mp4") == r.read()
 
 
 def test_a_renamed_text_file_is_refused_with_a_clear_message(server):
@@ -314,3 +325,22 @@ def test_serve_refuses_a_public_address_without_a_token(tmp_path):
                         str(tmp_path / "data")], capture_output=True, text=True, cwd=REPO, env=env,
                        timeout=60, check=False)
     assert r.returncode == 7 and len(r.stderr.strip().splitlines()) == 1 and "token" in r.stderr
+
+
+def _serve_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "formcheck", "serve", *args], capture_output=True,
+                          text=True, cwd=REPO, env=env, timeout=60, check=False)
+
+
+def test_serve_with_an_unusable_data_folder_or_a_busy_port_is_one_line(tmp_path):
+    r = _serve_cli("--data", "/sys/formcheck-data", "--port", str(_free_port()))
+    assert r.returncode == 6 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "/sys/formcheck-data" in r.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = _serve_cli("--data", str(tmp_path / "data"), "--port", str(port))
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "serving" not in r.stdout
+    assert len(r.stderr.strip().splitlines()) == 1 and f"127.0.0.1:{port}" in r.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import hmac
 import ipaddress
@@ -17,6 +18,8 @@ import os
 import re
 import secrets
 import shutil
+import socket
+import sqlite3
 import unicodedata
 from pathlib import Path
 
@@ -27,7 +30,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from formcheck.errors import InputError, SettingsError
+from formcheck.errors import FormcheckError, InputError, OutputError, SettingsError
+from formcheck.fsutil import folder_problem
 from formcheck.web import views
 from formcheck.web.db import Database
 from formcheck.web.jobs import RESULT_DIR, JobRunner
@@ -38,7 +42,10 @@ CLIP_ID = re.compile(r"^[0-9a-f]{16}$")
 MAX_FILES = 50  # clips in one upload
 MIN_DURATION_S = 0.5  # shorter "videos" (a still image FFmpeg opens) are refused
 SUFFIXES = {".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"}
-DOWNLOADS = {"analysis.json": "application/json", "reps.csv": "text/csv", "report.html": "text/html"}
+DOWNLOADS = {"analysis.json": "application/json", "reps.csv": "text/csv", "report.html": "text/html",
+             "annotated.mp4": "video/mp4", "report.zip": "application/zip"}
+# What the shareable report.zip holds: the report refers to the video beside it.
+ZIP_MEMBERS = ("report.html", "annotated.mp4", "analysis.json", "reps.csv")
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -70,9 +77,16 @@ def create_app(data_dir: str | os.PathLike[str], *, token: str | None = None, ma
     data = Path(data_dir)
     clips_dir = data / "clips"
     incoming = data / "incoming"
-    for d in (clips_dir, incoming):
-        d.mkdir(parents=True, exist_ok=True)
-    db = Database(data / "library.sqlite3")
+    try:
+        for d in (clips_dir, incoming):
+            d.mkdir(parents=True, exist_ok=True)
+        problem = folder_problem(data)
+        if problem:
+            raise OutputError(f"cannot keep the library in {data}: {problem}")
+        db = Database(data / "library.sqlite3")
+    except (OSError, sqlite3.Error) as exc:
+        raise OutputError(f"cannot keep the library in {data}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
     runner = JobRunner(db, clips_dir, processes=processes, clip_workers=clip_workers, settings=settings)
     limits = {"max_upload_mb": max_upload_mb, "max_duration_s": max_duration_s}
     max_bytes = int(max_upload_mb * 1024 * 1024)
@@ -154,6 +168,8 @@ def create_app(data_dir: str | os.PathLike[str], *, token: str | None = None, ma
     def download(clip_id: str, name: str):
         clip = _clip(clip_id)
         path = clips_dir / clip_id / RESULT_DIR / name
+        if clip is not None and name == "report.zip" and clip["status"] == "done":
+            path = _report_zip(path.parent)
         if clip is None or name not in DOWNLOADS or not path.is_file():
             return Response("not found", status_code=404)
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(clip["display_name"]).stem)[:60] or "clip"
@@ -274,6 +290,29 @@ def create_app(data_dir: str | os.PathLike[str], *, token: str | None = None, ma
     return app
 
 
+def _report_zip(result: Path) -> Path:
+    """``result/report.zip`` (made once, atomically): the report with its video beside it,
+    so that the shared report plays its video when unzipped anywhere."""
+    import tempfile
+    import zipfile
+
+    out = result / "report.zip"
+    if out.is_file():
+        return out
+    fd, tmp = tempfile.mkstemp(prefix=".report.", suffix=".zip", dir=result)
+    try:
+        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w") as z:
+            for name in ZIP_MEMBERS:
+                if (result / name).is_file():  # mp4 is compressed already: stored as is
+                    z.write(result / name, name, zipfile.ZIP_STORED if name.endswith(".mp4")
+                            else zipfile.ZIP_DEFLATED)
+        os.replace(tmp, out)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return out
+
+
 def _host_name(header: str) -> str:
     """``example.org`` of ``example.org:8000``; ``::1`` of ``[::1]:8000``."""
     if header.startswith("["):
@@ -332,7 +371,18 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data_dir: str | os.PathLike
         raise SettingsError(f"refusing to listen on {host} without a token: anyone on the network could "
                             "see and delete clips (add --token, or keep the default 127.0.0.1)")
     app = create_app(data_dir, token=token, **options)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:  # bound here, so that a busy port is one line before anything claims to be serving
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise FormcheckError(f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+                             + (" (another server is using it? try --port)" if exc.errno == errno.EADDRINUSE
+                                else "")) from None
     shown = f"[{host}]" if ":" in host else host
     print(f"formcheck: serving {Path(data_dir).resolve()} at http://{shown}:{port}/"
           + (f"?token={token}" if token else ""), flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3)
+    uvicorn.Server(config).run(sockets=[sock])
