@@ -24,7 +24,7 @@ from formcheck.errors import InputError, OutputError
 from formcheck.fsutil import folder_problem
 from formcheck.overlay import FileStates, FormOverlay
 from formcheck.parallel import plan_segments, run_jobs
-from formcheck.video import VideoWriter, concat_h264, probe, read_frames
+from formcheck.video import VideoWriter, concat_h264, partial_path, probe, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -87,30 +87,33 @@ def render_annotated(analysis, video_path: str | os.PathLike[str], out_path: str
     head_start = WORKER_START_S * _render_fps_estimate(info.width, info.height) / (info.fps or 30.0)
     segments = plan_segments(info.duration_s, workers, head_start_s=head_start)
     if len(segments) == 1:
-        written = _render_part(analysis, video_path, out_path, None, np.inf, overlay, progress=progress)
+        written = _render_part(analysis, video_path, out_path, None, np.inf, overlay, out_path,
+                               progress=progress)
     else:
         folder = out_path.parent
         parts = [folder / f".{out_path.stem}.part{k}.mp4" for k in range(len(segments))]
         try:
-            jobs = [(analysis, video_path, part, start or None, end, overlay)
+            jobs = [(analysis, video_path, part, start or None, end, overlay, out_path)
                     for part, (start, end) in zip(parts, segments)]
             written = sum(run_jobs(_render_part, jobs, progress))
             concat_h264(parts, out_path)
-        finally:
+        finally:  # a failed or killed segment leaves its part, or its partial file
             for part in parts:
                 part.unlink(missing_ok=True)
+                partial_path(part).unlink(missing_ok=True)
     if written != len(analysis.pose):
         log.warning("%s: wrote %d frames, the analysis has %d", out_path, written, len(analysis.pose))
     return out_path
 
 
 def _render_part(analysis, video_path: Path, out_path: Path, start_ms: float | None, end_ms: float,
-                 overlay: FormOverlay, progress: Progress) -> int:
-    """Render the frames in [start_ms, end_ms) to ``out_path``; returns the frames written."""
+                 overlay: FormOverlay, shown_as: Path, progress: Progress) -> int:
+    """Render the frames in [start_ms, end_ms) to ``out_path`` (``shown_as`` in errors: the
+    file the user asked for); returns the frames written."""
     info = analysis.info or probe(video_path)
     whole = start_ms is None and end_ms == np.inf
     with VideoWriter(out_path, info.width, info.height, fps_hint=info.fps or 30.0,
-                     b_frames=whole) as writer:
+                     b_frames=whole, shown_as=shown_as) as writer:
         for frame, image in _in_background(_annotated(analysis, video_path, overlay,
                                                       start_ms=start_ms, end_ms=end_ms)):
             writer.write(image, frame.t_ms)

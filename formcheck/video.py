@@ -323,8 +323,9 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike[str], width: int, height: int,
                  fps_hint: float = 30.0, *, crf: int = 23, preset: str = "veryfast",
-                 b_frames: bool = True) -> None:
+                 b_frames: bool = True, shown_as: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path)
+        self.shown_as = Path(shown_as) if shown_as is not None else self.path  # named in errors
         self.width, self.height = int(width), int(height)
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"frame size must be positive, got {width}x{height}")
@@ -335,7 +336,7 @@ class VideoWriter:
         fmt = _WRITER_FORMATS.get(self.path.suffix.lower())
         if fmt is None:
             raise OutputError(f"{self.path}: unsupported extension (use .mp4, .m4v, .mov or .mkv)")
-        self.partial_path = folder / f".{self.path.stem}.partial{self.path.suffix}"
+        self.partial_path = partial_path(self.path)
         options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
         self.frames_written, self._last_pts, self._closed = 0, -1, False
         self._last_t_ms: float | None = None
@@ -353,7 +354,7 @@ class VideoWriter:
             self._stream = stream
         except (av.FFmpegError, OSError) as exc:
             self.partial_path.unlink(missing_ok=True)
-            raise OutputError(f"{self.path}: cannot create the video file ({exc})") from exc
+            raise OutputError(f"{self.shown_as}: cannot create the video file ({_reason(exc)})") from exc
 
     def write(self, image: np.ndarray, t_ms: float) -> None:
         """Encode one ``(height, width, 3) uint8`` RGB image shown at ``t_ms``
@@ -380,7 +381,7 @@ class VideoWriter:
             self._container.mux(self._stream.encode(frame))
         except (av.FFmpegError, OSError) as exc:
             self.abort()
-            raise OutputError(f"{self.path}: writing the video failed ({exc})") from exc
+            raise OutputError(f"{self.shown_as}: writing the video failed ({_reason(exc)})") from exc
 
     def close(self) -> None:
         """Finish the file and move it onto ``path``. Idempotent."""
@@ -388,14 +389,14 @@ class VideoWriter:
             return
         if self.frames_written == 0:
             self.abort()
-            raise OutputError(f"{self.path}: no frames were written")
+            raise OutputError(f"{self.shown_as}: no frames were written")
         self._mux(None)  # flush the encoder
         try:
             self._container.close()
             os.replace(self.partial_path, self.path)
         except (av.FFmpegError, OSError) as exc:
             self.partial_path.unlink(missing_ok=True)
-            raise OutputError(f"{self.path}: finishing the video failed ({exc})") from exc
+            raise OutputError(f"{self.shown_as}: finishing the video failed ({_reason(exc)})") from exc
         finally:
             self._closed = True
 
@@ -423,12 +424,22 @@ class VideoWriter:
 # -- live sources ---------------------------------------------------------------
 
 
+def partial_path(path: Path) -> Path:
+    """Where a video is written until it is complete (then renamed onto ``path``)."""
+    return path.parent / f".{path.stem}.partial{path.suffix}"
+
+
+def _reason(exc: BaseException) -> str:
+    """The OS's or FFmpeg's words for a failure, without the temporary file's name."""
+    return getattr(exc, "strerror", None) or str(exc)
+
+
 def concat_h264(parts: list[Path], out_path: str | os.PathLike[str]) -> None:
     """Join H.264 files written by :class:`VideoWriter` (``b_frames=False``,
     same size, absolute timestamps) into one, without re-encoding; atomic."""
     out_path = Path(out_path)
     fmt = _WRITER_FORMATS.get(out_path.suffix.lower(), "mp4")
-    partial = out_path.parent / f".{out_path.stem}.partial{out_path.suffix}"
+    partial = partial_path(out_path)
     options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
     try:
         with av.open(str(parts[0])) as first, \
@@ -450,4 +461,4 @@ def concat_h264(parts: list[Path], out_path: str | os.PathLike[str]) -> None:
         os.replace(partial, out_path)
     except (av.FFmpegError, OSError) as exc:
         partial.unlink(missing_ok=True)
-        raise OutputError(f"{out_path}: joining the video segments failed ({exc})") from exc
+        raise OutputError(f"{out_path}: joining the video segments failed ({_reason(exc)})") from exc

@@ -213,12 +213,25 @@ def test_a_full_disk_on_write_leaves_no_partial_file(tmp_path, monkeypatch, anal
     assert list(tmp_path.iterdir()) == []  # neither the file nor a temporary one
 
 
-def test_a_full_disk_while_encoding_video_leaves_no_partial_file(tmp_path, monkeypatch):
-    from formcheck.video import VideoWriter
+def _file_size_limit(limit_bytes: int):
+    """For subprocess preexec_fn: writes past ``limit_bytes`` fail as on a full disk (EFBIG)."""
+    def apply() -> None:
+        import resource
+        import signal
 
-    out = tmp_path / "out.mp4"
-    with pytest.raises(OutputError):
-        with VideoWriter(out, 64, 64, 30.0) as w:
-            w.write(np.zeros((64, 64, 3), np.uint8), 0.0)
-            raise OutputError("cannot write out.mp4: No space left on device")
-    assert list(tmp_path.iterdir()) == []
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write() instead of killing us
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    return apply
+
+
+def test_a_full_disk_while_encoding_video_leaves_no_partial_file(tmp_path):
+    """A real failing write() (the kernel's file size limit) in the middle of the annotated video."""
+    out = tmp_path / "annotated.mp4"
+    r = subprocess.run([sys.executable, "-m", "formcheck", "analyze", str(DEV02), "--annotate", str(out),
+                        "-q"], capture_output=True, text=True, timeout=300,
+                       preexec_fn=_file_size_limit(60_000))  # the video is ~300 kB
+    assert r.returncode == 6 and "Traceback" not in r.stderr
+    line = r.stderr.strip()
+    assert len(line.splitlines()) == 1 and f"{out}: " in line and "part" not in line  # the file asked for
+    assert "File too large" in line
+    assert list(tmp_path.iterdir()) == []  # no video, no partial or segment files

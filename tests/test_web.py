@@ -121,9 +121,10 @@ def test_upload_watch_play_and_survive_restarts(server):
         page.fill("input[name=athlete]", ATHLETE)
         page.set_input_files("#files", str(DEV02))
         assert "dev02" in page.inner_text("#chosen")
-        page.click("#upload button[type=submit]")
-        page.wait_for_url("**/upload")
-        assert "Analysing" in page.inner_text("main")
+        with page.expect_request("**/upload") as request:
+            page.click("#upload button[type=submit]")
+        assert request.value.resource_type == "xhr"  # sent by the script, with upload progress
+        page.wait_for_selector("h2:has-text('Analysing')")
 
         deadline = time.monotonic() + 30
         while server.api("/api/clips")[0]["status"] != "running":

@@ -37,7 +37,37 @@
     });
     form.addEventListener("submit", function (ev) {
       if (!check()) { ev.preventDefault(); return; }
-      form.querySelector("button[type=submit]").textContent = "Uploading...";
+      var button = form.querySelector("button[type=submit]");
+      var bar = document.getElementById("upload-progress");
+      if (!window.XMLHttpRequest || !window.FormData || !bar) {
+        button.textContent = "Uploading...";
+        return;  // a plain form post, without progress
+      }
+      ev.preventDefault();
+      var xhr = new XMLHttpRequest();
+      button.disabled = true;
+      bar.hidden = false;
+      xhr.upload.addEventListener("progress", function (p) {
+        if (p.lengthComputable) {
+          bar.value = p.loaded / p.total;
+          button.textContent = "Uploading " + Math.round(100 * p.loaded / p.total) + "%";
+        }
+      });
+      xhr.addEventListener("load", function () {
+        // the server's answer is a whole page (the clips filed, or why not): show it
+        document.open();
+        document.write(xhr.responseText);
+        document.close();
+      });
+      xhr.addEventListener("error", function () {
+        bar.hidden = true;
+        button.disabled = false;
+        button.textContent = "Upload and analyse";
+        error.hidden = false;
+        error.textContent = "The upload failed (connection lost?); try again.";
+      });
+      xhr.open("POST", form.action);
+      xhr.send(new FormData(form));
     });
   }
 
