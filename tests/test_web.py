@@ -345,3 +345,24 @@ def test_serve_with_an_unusable_data_folder_or_a_busy_port_is_one_line(tmp_path)
         r = _serve_cli("--data", str(tmp_path / "data"), "--port", str(port))
     assert r.returncode != 0 and "Traceback" not in r.stderr and "serving" not in r.stdout
     assert len(r.stderr.strip().splitlines()) == 1 and f"127.0.0.1:{port}" in r.stderr
+
+
+def test_a_clip_deleted_mid_analysis_is_removed_when_the_server_restarts(tmp_path):
+    """Deleted while running, then the server was killed: the next start removes its files."""
+    from formcheck.web.db import Database
+    from formcheck.web.jobs import JobRunner
+
+    db = Database(tmp_path / "library.sqlite3")
+    athlete = db.athlete_id("Sam")
+    for clip_id in ("a" * 16, "b" * 16):
+        db.add_clip(clip_id, athlete, "clip.mp4", "source.mp4", clip_id, 10, 5.0, "2026-12-01")
+        (tmp_path / "clips" / clip_id).mkdir(parents=True)
+        (tmp_path / "clips" / clip_id / "source.mp4").write_bytes(b"x" * 10)
+        db.start(clip_id)
+    db.mark_deleted("a" * 16)  # the coach deleted it while it ran; then the server died
+    runner = JobRunner(db, tmp_path / "clips")
+    runner.start()
+    runner.stop()
+    assert db.clip("a" * 16) is None and not (tmp_path / "clips" / ("a" * 16)).exists()
+    assert db.clip("b" * 16) is not None and (tmp_path / "clips" / ("b" * 16) / "source.mp4").exists()
+    db.close()

@@ -164,6 +164,10 @@ class Database:
     def mark_deleted(self, clip_id: str) -> None:
         self._run("UPDATE clips SET deleted = 1 WHERE id = ?", clip_id)
 
+    def deleted_ids(self) -> list[str]:
+        """Clips deleted while their analysis ran (their files go when it ends, or at start-up)."""
+        return [r["id"] for r in self._all("SELECT id FROM clips WHERE deleted = 1")]
+
     def remove(self, clip_id: str) -> None:
         self._run("DELETE FROM clips WHERE id = ?", clip_id)
 

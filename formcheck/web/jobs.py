@@ -39,6 +39,9 @@ class JobRunner:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        for clip_id in self.db.deleted_ids():  # deleted mid-analysis, then the server was killed
+            shutil.rmtree(self.clips_dir / clip_id, ignore_errors=True)
+            self.db.remove(clip_id)
         requeued = self.db.requeue_unfinished()
         if requeued:
             log.info("resuming %d unfinished analyses", requeued)
