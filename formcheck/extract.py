@@ -13,6 +13,7 @@ result matches a sequential pass within landmark noise (tests/test_speed.py).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,11 +24,14 @@ import numpy as np
 from formcheck.errors import InputError, NoPersonError
 from formcheck.estimator import EstimatorSettings, PoseEstimator
 from formcheck.parallel import plan_segments, run_jobs
-from formcheck.pose import NUM_LANDMARKS, PoseSequence
+from formcheck.pose import NUM_LANDMARKS, Landmark, PoseSequence
 from formcheck.tracking import SubjectTracker, TrackerSettings
 from formcheck.video import VideoInfo, probe, read_frames
 
 Progress = Callable[[int], None]  # called with the number of frames just done
+log = logging.getLogger(__name__)
+_HIPS = [int(Landmark.LEFT_HIP), int(Landmark.RIGHT_HIP)]
+_SHOULDERS = [int(Landmark.LEFT_SHOULDER), int(Landmark.RIGHT_SHOULDER)]
 
 POSE_MAX_SIDE_PX = 960  # frames are scaled down to this before the model (it sees 256x256 crops);
 # a 1080x1920 phone frame then costs a quarter of the conversion work, landmarks are normalised
@@ -56,13 +60,15 @@ class _Part:
     world: np.ndarray
     vis: np.ndarray
     rejected: int
+    warm_times: np.ndarray  # the warm-up frames, tracked and dropped: the seam check's evidence
+    warm_xyz: np.ndarray
 
 
 def _track(path: str, width: int, height: int, estimator: EstimatorSettings | None,
            tracker: TrackerSettings | None, start_ms: float | None, keep_from_ms: float,
            end_ms: float, progress: Progress) -> _Part:
     """Track frames from ``start_ms``; keep those in [keep_from_ms, end_ms)."""
-    times, xyz, world, vis = [], [], [], []
+    times, xyz, world, vis, warm_times, warm_xyz = [], [], [], [], [], []
     missing3 = np.full((NUM_LANDMARKS, 3), np.nan)
     missing1 = np.full(NUM_LANDMARKS, np.nan)
     subject = SubjectTracker(width, height, tracker)
@@ -73,6 +79,8 @@ def _track(path: str, width: int, height: int, estimator: EstimatorSettings | No
             candidates = model.process(frame.image, frame.t_ms)
             idx = subject.update(candidates, frame.t_ms)
             if frame.t_ms < keep_from_ms:
+                warm_times.append(frame.t_ms)
+                warm_xyz.append(missing3 if idx is None else candidates.xyz[idx])
                 continue
             times.append(frame.t_ms)
             if idx is None:
@@ -86,7 +94,8 @@ def _track(path: str, width: int, height: int, estimator: EstimatorSettings | No
             progress(1)
     return _Part(np.array(times, dtype=np.float64), np.array(xyz).reshape(-1, NUM_LANDMARKS, 3),
                  np.array(world).reshape(-1, NUM_LANDMARKS, 3),
-                 np.array(vis).reshape(-1, NUM_LANDMARKS), subject.rejected)
+                 np.array(vis).reshape(-1, NUM_LANDMARKS), subject.rejected,
+                 np.array(warm_times, dtype=np.float64), np.array(warm_xyz).reshape(-1, NUM_LANDMARKS, 3))
 
 
 def extract_pose(
@@ -118,6 +127,13 @@ def extract_pose(
                         progress)]
     else:
         parts = _parallel(str(path), info, estimator, tracker, segments, progress)
+        seam = next((k for k in range(1, len(parts)) if not _same_person(parts[k - 1], parts[k], info)),
+                    None)
+        if seam is not None:  # a segment started on somebody else: follow by continuity instead
+            log.warning("%s: segment %d started on another person; tracking the clip in one pass",
+                        path, seam + 1)
+            parts = [_track(str(path), info.width, info.height, estimator, tracker, None, 0.0, np.inf,
+                            _no_progress)]
     seq = PoseSequence(np.concatenate([p.times for p in parts]),
                        np.concatenate([p.xyz for p in parts]),
                        np.concatenate([p.world for p in parts]),
@@ -127,6 +143,26 @@ def extract_pose(
     if require_person and not seq.detected.any():
         raise NoPersonError(f"no person found in any of the {len(seq)} frames of {Path(path).name}")
     return seq
+
+
+def _same_person(before: _Part, after: _Part, info: VideoInfo, max_jump_torso: float = 0.5) -> bool:
+    """Whether ``after``'s warm-up followed the person ``before`` ends on (same frames, same hips).
+
+    Undecidable (too few frames seen by both) counts as the same person.
+    """
+    if not len(after.warm_times) or not len(before.times):
+        return True
+    idx = np.clip(np.searchsorted(before.times, after.warm_times), 0, len(before.times) - 1)
+    same_t = np.abs(before.times[idx] - after.warm_times) < 1.0  # the same decoded frame
+    scale = np.array([info.width / info.height, 1.0])
+    hip_a = before.xyz[idx][:, _HIPS, :2].mean(axis=1) * scale
+    hip_b = after.warm_xyz[:, _HIPS, :2].mean(axis=1) * scale
+    torso = np.linalg.norm(before.xyz[idx][:, _SHOULDERS, :2].mean(axis=1) * scale - hip_a, axis=1)
+    both = same_t & np.isfinite(hip_a).all(axis=1) & np.isfinite(hip_b).all(axis=1) & (torso > 0)
+    if both.sum() < 5:
+        return True
+    jump = np.linalg.norm(hip_a[both] - hip_b[both], axis=1) / torso[both]
+    return bool(np.median(jump) <= max_jump_torso)
 
 
 def _parallel(path: str, info: VideoInfo, estimator, tracker, segments, progress: Progress) -> list[_Part]:

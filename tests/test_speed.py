@@ -65,3 +65,29 @@ def test_annotated_video_rendered_in_two_processes_is_one_whole_h264_file(tmp_pa
     times = [f.t_ms for f in read_frames(out)]
     np.testing.assert_allclose(times, analysis.pose.timestamps_ms, atol=1.0)
     assert not list(tmp_path.glob(".*part*"))  # segment files cleaned up
+
+
+def test_a_segment_that_starts_on_a_bystander_is_tracked_by_continuity_instead(tmp_path):
+    """The subject (small, left) all along; a bigger person on the right from frame 60. One pass
+    follows the subject; a fresh segment's detector would pick the bigger one."""
+    import cv2
+
+    from formcheck.pose import Landmark as L
+    from formcheck.video import VideoWriter, read_frames
+
+    a = [f.image for f in read_frames(SAMPLES / "dev02_slsR_front_fppa0-20-30.mp4")][:290]
+    b = [f.image for f in read_frames(SAMPLES / "dev07_slsR_back_fppa0-15-25.mp4")][:290]
+    grey = np.full_like(b[0], 128)
+
+    def small(img):
+        out = grey.copy()
+        out[-427:, 120:360] = cv2.resize(img, (240, 427), interpolation=cv2.INTER_AREA)
+        return out
+
+    path = tmp_path / "bystander.mp4"
+    with VideoWriter(path, 960, 854, 30) as w:
+        for i in range(290):
+            w.write(np.concatenate([small(a[i]), b[i] if i >= 60 else grey], axis=1), i * 1000 / 30)
+    seq = extract_pose(path, workers=2)
+    hip_x = np.nanmean(seq.xyz[:, [L.LEFT_HIP, L.RIGHT_HIP], 0], axis=1)
+    assert seq.detection_rate > 0.95 and np.nanmax(hip_x) < 0.5  # never the person on the right
