@@ -198,6 +198,10 @@ def analyze_pose(raw: PoseSequence, *, settings: Settings | None = None,
     if not ctx.sets and sets:
         notes.append("The feet could not be seen well enough to tell which leg works: reps are "
                      "counted from the hips, both knees judged.")
+    # A body length a squat leaves alone, to tell a clip that starts or ends inside a rep from a
+    # camera coming closer: the shoulder width from the front or back, the trunk from the side.
+    body_scale = {View.FRONT: series.shoulder_width_px, View.BACK: series.shoulder_width_px,
+                  View.SIDE: series.trunk_length_px}.get(ctx.view.view)
     results: list[RepResult] = []
     for seg in sets:
         stance = seg.stance
@@ -209,7 +213,8 @@ def analyze_pose(raw: PoseSequence, *, settings: Settings | None = None,
         idx = np.flatnonzero(in_set)
         if len(idx) < 3:
             continue
-        depth = depth_signal(series.hip_y_px[idx], ankle_y[idx], series.times_s[idx], settings.reps)
+        depth = depth_signal(series.hip_y_px[idx], ankle_y[idx], series.times_s[idx], settings.reps,
+                             scale_px=None if body_scale is None else body_scale[idx])
         for rep in segment_reps(series.times_s[idx], depth, settings.reps):
             rep = _shift(rep, int(idx[0]))
             view = _view_at(ctx, rep.bottom_s)

@@ -136,13 +136,16 @@ class Rep:
 
 
 def depth_signal(hip_y_px: np.ndarray, ankle_y_px: np.ndarray, times_s: np.ndarray,
-                 settings: RepSettings | None = None) -> np.ndarray:
+                 settings: RepSettings | None = None, *,
+                 scale_px: np.ndarray | None = None) -> np.ndarray:
     """Depth per frame: ``1 - L / L_standing``, with L = ankle_y - hip_y (pixels, y down).
 
     Args:
         hip_y_px: (T,) hip centre y; NaN where missing.
         ankle_y_px: (T,) stance ankle y (bilateral exercises: mean of both ankles).
         times_s: (T,) strictly increasing frame times.
+        scale_px: (T,) optional: a body length a squat does not change (the trunk,
+            hip centre to shoulder centre), to tell the clip's ends apart (below).
 
     ``L_standing`` follows the camera's scale: a morphological *closing* of L
     (after a ``smoothing_s`` moving median against noise and glitches): the
@@ -150,9 +153,15 @@ def depth_signal(hip_y_px: np.ndarray, ankle_y_px: np.ndarray, times_s: np.ndarr
     that. It fills every dip shorter than the window (reps, held bottoms) to
     the level around it, and passes monotonic changes (walking to the camera)
     and steps (zoom jumps between reps) unchanged, up to the clip's ends
-    (padded with their end values). Limits: a zoom *during* a rep gives it the
-    lower of the levels before and after; a dip longer than the window (a wall
-    sit) counts as standing; walking away and back within it looks like a dip.
+    (padded with their end values). An end is padded with the largest L of its
+    half window instead when L grows towards that end by more than
+    ``_END_DIP`` while ``scale_px`` does not grow alike (at most a third as
+    much): the clip starts (or ends) inside a rep, which is then cut off (and
+    not counted), not a camera coming closer. Limits: a zoom *during* a rep
+    gives it the lower of the levels before and after; a dip longer than the
+    window (a wall sit) counts as standing; walking away and back within it
+    looks like a dip; without ``scale_px`` a clip that starts at the bottom
+    looks like one that starts standing.
     The envelope rides on the noise: standing depth sits ~2 sd of the smoothed
     L noise above 0 (~0.01 at 1 % noise). Frames with L missing or <= 0 are NaN.
     """
@@ -181,12 +190,40 @@ def depth_signal(hip_y_px: np.ndarray, ankle_y_px: np.ndarray, times_s: np.ndarr
     dt = float(np.median(np.diff(tv))) if tv.size > 1 else window
     pad = dt * np.arange(1, int(np.ceil(window / dt)) + 1)
     tp = np.concatenate([tv[0] - pad[::-1], tv, tv[-1] + pad])
-    lp = np.concatenate([np.full(pad.size, lv[0]), lv, np.full(pad.size, lv[-1])])
+    sv = None
+    if scale_px is not None:
+        scale = np.asarray(scale_px, dtype=np.float64)
+        if scale.shape != t.shape:
+            raise ValueError(f"scale_px {scale.shape} and times_s {t.shape} must have the same shape")
+        sv = scale[ok]
+    first, last = (_end_level(tv, lv, sv, window / 2, at_end) for at_end in (False, True))
+    lp = np.concatenate([np.full(pad.size, first), lv, np.full(pad.size, last)])
     dilated = _sliding(tp, lp, window / 2 + _EPS_S, np.max)
     closed = _sliding(tp, dilated, window / 2 + _EPS_S, np.min)[pad.size:pad.size + tv.size]
     standing = np.full(t.shape, np.nan)
     standing[ok] = closed
     return 1.0 - leg / standing
+
+
+_END_DIP = 0.1  # L growing this much (relative) into the clip from an end: maybe a rep under way
+
+
+def _end_level(tv: np.ndarray, lv: np.ndarray, sv: np.ndarray | None, half_s: float,
+               at_end: bool) -> float:
+    """The level to pad an end of the smoothed leg length ``lv`` with (see depth_signal)."""
+    edge = lv[-1] if at_end else lv[0]
+    if sv is None:
+        return float(edge)
+    near = tv >= tv[-1] - half_s if at_end else tv <= tv[0] + half_s
+    idx = np.flatnonzero(near)
+    top = int(idx[np.argmax(lv[idx])])
+    grew = lv[top] / edge - 1.0
+    s_edge = np.nanmedian(sv[idx[-3:]] if at_end else sv[idx[:3]])
+    s_top = np.nanmedian(sv[max(top - 1, 0):top + 2])
+    if grew > _END_DIP and np.isfinite(s_edge) and np.isfinite(s_top) and s_edge > 0 \
+            and s_top / s_edge - 1.0 < grew / 3.0:
+        return float(lv[top])  # the legs straighten, the body does not come closer: a rep
+    return float(edge)
 
 
 def segment_reps(times_s: np.ndarray, depth: np.ndarray,

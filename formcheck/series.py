@@ -41,6 +41,7 @@ class Series:
     trunk_flexion_deg: np.ndarray  # side view, forward positive (needs facing), corrected
     trunk_flexion_3d_deg: np.ndarray  # world landmarks, unsigned
     trunk_length_px: np.ndarray  # hip centre to shoulder centre, pixels (for foreshortening)
+    shoulder_width_px: np.ndarray  # shoulder to shoulder, pixels (a frontal view's body scale)
     lateral_lean_deg: np.ndarray  # front/back view, towards subject's left positive
     pelvic_drop_deg: dict[Side, np.ndarray]  # keyed by stance side
     knee_ankle_ratio: np.ndarray  # bilateral squat, front/back/oblique
@@ -139,6 +140,7 @@ def compute_series(seq: PoseSequence, facing: float | np.ndarray,
         trunk_flexion_deg=corrected_trunk_flexion_deg(hip_c, sh_c, facing, correction),
         trunk_flexion_3d_deg=g.trunk_flexion_3d_deg(hip_cw, sh_cw),
         trunk_length_px=np.linalg.norm(sh_c - hip_c, axis=-1),
+        shoulder_width_px=np.linalg.norm(shoulders[0] - shoulders[1], axis=-1),
         lateral_lean_deg=g.lateral_trunk_lean_deg(px(L.LEFT_HIP), px(L.RIGHT_HIP),
                                                   px(L.LEFT_SHOULDER), px(L.RIGHT_SHOULDER)),
         pelvic_drop_deg={Side.LEFT: g.pelvic_drop_deg(px(L.LEFT_HIP), px(L.RIGHT_HIP)),

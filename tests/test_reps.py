@@ -391,6 +391,27 @@ def test_depth_signal_follows_the_camera_scale(scale, max_error):
     assert len(full(segment_reps(t, depth))) == 4
 
 
+@pytest.mark.parametrize("cut", ["start", "end"])
+def test_a_clip_that_starts_or_ends_inside_a_rep_cuts_that_rep_off(cut):
+    """The legs' length changes, the shoulders' width does not: a rep under way, not a zoom."""
+    t, d, train_reps = clip([0.35] * 3, lead_s=1.0, tail_s=1.0)
+    first_bottom, last_bottom = truth(train_reps)[0][1], truth(train_reps)[-1][1]
+    keep = t >= first_bottom if cut == "start" else t <= last_bottom  # from / to a bottom
+    t, d = t[keep] - t[keep][0], d[keep]
+    hip, ankle = legs_for(t, d, 300.0)
+    shoulders = np.full(t.shape, 120.0)
+    reps = segment_reps(t, depth_signal(hip, ankle, t, scale_px=shoulders))
+    assert len(full(reps)) == 2 and len(reps) == 3
+    cut_rep = reps[0] if cut == "start" else reps[-1]
+    assert cut_rep.partial and cut_rep.reason == (CUT_AT_START if cut == "start" else CUT_AT_END)
+    # walking in (every length grows alike) is still no rep
+    t2, d2, _ = clip([0.2] * 3, lead_s=3.0, tail_s=1.0)
+    grow = 4.0 / np.clip(4.0 - 2.0 * t2 / 3.0, 2.0, None)
+    hip, ankle = legs_for(t2, d2, 250.0 * grow)
+    reps = segment_reps(t2, depth_signal(hip, ankle, t2, scale_px=120.0 * grow))
+    assert len(reps) == 3 and not any(r.partial for r in reps)
+
+
 def test_depth_signal_slow_rep_with_hold():
     t, d, _ = clip([0.4] * 2, descent_s=2.0, hold_s=2.0, ascent_s=1.5, top_s=1.0)
     hip, ankle = legs_for(t, d, 300.0)
