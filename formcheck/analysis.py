@@ -37,7 +37,11 @@ FLEXION_SD_DEG = 6.4  # MediaPipe knee flexion SD, 90 deg side view (Cosoli et a
 # (measured here against the renders: side 2D 62-84 vs true 70-90, front
 # foreshortening 58-90 vs true 65-95: within about one such SD)
 PELVIS_SD_DEG = 3.0  # a small angle between two noisy hip landmarks
-OBLIQUE_WIDTH_MAX_YAW_DEG = 50.0  # knee and ankle widths shrink alike up to here (cos 50 = 0.64)
+# Knee-width valgus estimate in oblique views, up to this far from frontal. Beyond, the knees'
+# forward travel projects sideways (sin 30 = 0.5 of it) and the estimate stops telling valgus
+# apart: on the real clips at 39-46 deg it agreed with the labels on 13 of 25 reps
+# (posture_proc_024 2/13, posture_kneesquat_01 3/4, posture_proc_018 8/8).
+OBLIQUE_WIDTH_MAX_YAW_DEG = 30.0
 
 
 @dataclass(frozen=True)
@@ -389,8 +393,10 @@ def _valgus(s: Series, legs: list[Side], rep: Rep, view: View, t, corr: Landmark
         return c, fppa, (raw if math.isfinite(raw) else None)
     if bilateral and view is View.OBLIQUE and yaw_off <= OBLIQUE_WIDTH_MAX_YAW_DEG and width is not None:
         return width, None, None
-    return not_measurable(f"{view.value} view: knee valgus needs the camera in front of or behind "
-                          "the person"), None, None
+    off = f" (camera about {yaw_off:.0f} deg off frontal)" if math.isfinite(yaw_off) and \
+        view is View.OBLIQUE else ""
+    return not_measurable(f"{view.value} view{off}: knee valgus needs the camera in front of or "
+                          "behind the person"), None, None
 
 
 def _width_check(s: Series, rep: Rep, t, *, estimate: bool) -> Check | None:

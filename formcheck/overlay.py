@@ -203,7 +203,12 @@ def rep_mark(rep, thresholds: Thresholds | None = None) -> RepMark:
                        else "knees over the feet")
     if trunk is not None and trunk.verdict is not Verdict.NOT_MEASURABLE and trunk.value is not None:
         est = " (estimate)" if trunk.estimate else ""
-        details.append(f"trunk {_deg(trunk.value)}° forward{est}")
+        v = trunk.value
+        if "shin_lean_deg" in trunk.extra:  # squats: the trunk's lean against the shins'
+            way = "more forward than" if v >= 0 else "more upright than"
+            details.append(f"trunk {_deg(abs(v))}° {way} the shins{est}")
+        else:
+            details.append(f"trunk {_deg(abs(v))}° {'forward' if v >= 0 else 'back'}{est}")
     if not main:
         reasons = [c.reason for c in (knee, trunk) if c is not None and c.reason]
         details.append(reasons[0] if reasons else "not measurable from this view")

@@ -198,11 +198,16 @@ def test_deep_front_view_squat_reports_no_meaningless_fppa(analysis_of):
         assert "knee width" in r.checks["knee_valgus"].reason
 
 
-def test_knee_collapse_is_flagged_on_the_labelled_valgus_clip(analysis_of):
-    a = analysis_of(shared_clip("posture_kneesquat_01.mp4"))
-    flagged = [r.checks["knee_valgus"].verdict in (Verdict.WATCH, Verdict.FAULT) for r in a.full_reps]
-    assert sum(flagged) >= 3  # labels: valgus on all 4 reps (oblique view: an estimate)
-    assert all(r.checks["knee_valgus"].estimate for r in a.full_reps)
+@pytest.mark.parametrize("clip", ["posture_kneesquat_01.mp4", "posture_proc_024.mp4"])
+def test_labelled_knee_collapse_filmed_40_deg_off_frontal_is_not_cleared(clip, analysis_of):
+    """Valgus on every rep by eye, filmed about 40 deg off frontal: the knee-width estimate
+    cannot tell valgus there (it cleared 11 of 13 reps of posture_proc_024), so the check
+    says why it cannot judge instead of passing the knees."""
+    a = analysis_of(shared_clip(clip))
+    assert a.view.value == "oblique" and len(a.full_reps) >= 4
+    for r in a.full_reps:
+        c = r.checks["knee_valgus"]
+        assert c.verdict is Verdict.NOT_MEASURABLE and "deg off frontal" in c.reason
 
 
 def test_hinge_dominant_squats_are_flagged_for_trunk_lean(analysis_of):
