@@ -436,6 +436,8 @@ def _hip_hinge(s: Series, rep: Rep, view: View, t, corr: LandmarkCorrection, bil
             shin = _at(nanmean_rows([s.legs[leg].shin_lean_deg for leg in (Side.LEFT, Side.RIGHT)]), rep)
             if not math.isfinite(shin):
                 return not_measurable("knees or ankles not visible at the bottom"), trunk, estimate
+            if estimate:  # the shin leans in the same sagittal plane: de-projected alike
+                shin = math.degrees(math.atan2(math.tan(math.radians(shin)), k))
             c = check_trunk(trunk - shin, sd * math.sqrt(2), t, bilateral=True, estimate=estimate,
                             reason=f"trunk lean minus shin lean at the bottom ({where})")
             c.extra["shin_lean_deg"] = _r(shin)
