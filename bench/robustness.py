@@ -58,7 +58,6 @@ import re
 import shutil
 import sys
 import zlib
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -320,6 +319,7 @@ def run_evaluate(folder: Path, cache: Path, log: Path, echo: bool) -> tuple[dict
 def per_clip(folder: Path, cache: Path) -> dict[str, dict]:
     """What the pipeline found per clip, reps matched to the truth by bottom time."""
     out = {}
+    thresholds = evaluate.Thresholds()
     for gt_path in sorted(folder.glob("*.gt.json")):
         gt = json.loads(gt_path.read_text())
         video = gt_path.with_name(gt_path.name.replace(".gt.json", ".mp4"))
@@ -335,18 +335,32 @@ def per_clip(folder: Path, cache: Path) -> dict[str, dict]:
                 continue
             legs = ["R", "L"] if g["stance"] == "both" else [g["stance"]]
             true_f = max(g["fppa_at_bottom"][k] for k in legs)
+            # as evaluate.synthetic: FPPA where the view allows it, trunk in side views, measured
+            fppa = r.fppa_deg if gt["camera"]["fppa_valid"] else None
+            trunk = (r.trunk_flexion_deg if gt["camera"]["lean2d_valid"] and not r.trunk_estimate
+                     else None)
+            verdicts = []
+            if fppa is not None:
+                tv = evaluate.true_verdict(true_f, g["stance"] == "both", "fppa", thresholds)
+                verdicts.append(("valgus", r.checks["knee_valgus"].verdict.value, tv.value, round(true_f, 1)))
+            if trunk is not None and g["stance"] != "both":
+                tv = evaluate.true_verdict(g["trunk_lean_3d_at_bottom"], False, "trunk", thresholds)
+                verdicts.append(("hinge", r.checks["hip_hinge"].verdict.value, tv.value,
+                                 g["trunk_lean_3d_at_bottom"]))
             reps.append({
+                "verdicts": verdicts,
                 "side_ok": r.side is GT_SIDE[g["stance"]], "side": r.side.value,
-                "fppa": r.fppa_deg, "fppa_true": true_f,
-                "fppa_err": None if r.fppa_deg is None else r.fppa_deg - true_f,
-                "trunk_err": None if r.trunk_flexion_deg is None else r.trunk_flexion_deg - g["trunk_lean_3d_at_bottom"],
-                "trunk_err_2d": None if r.trunk_flexion_deg is None else r.trunk_flexion_deg - g["trunk_lean_2d_at_bottom"],
+                "fppa": fppa, "fppa_true": true_f,
+                "fppa_err": None if fppa is None else fppa - true_f,
+                "trunk_err": None if trunk is None else trunk - g["trunk_lean_3d_at_bottom"],
+                "trunk_err_2d": None if trunk is None else trunk - g["trunk_lean_2d_at_bottom"],
                 "bottom_dt": r.rep.bottom_s - tb,
             })
         out[video.stem] = {"n": len(full), "n_true": len(gt["reps"]), "view": a.view.value,
                            "view_true": GT_VIEW.get(gt["camera"]["view"], gt["camera"]["view"]),
                            "exercise": a.exercise.value, "reps": reps,
-                           "sets": [(s.stance.value, round(s.start_s, 1), round(s.end_s, 1)) for s in a.context.sets]}
+                           "sets": [(s.stance.value, round(s.start_s, 1), round(s.end_s, 1))
+                                    for s in a.context.sets]}
     return out
 
 
@@ -361,17 +375,27 @@ def _ratio(ok_n) -> str:
     return f"{ok_n[0]}/{ok_n[1]}" if ok_n else "-"
 
 
-def summary_row(name: str, errs: dict, agree: dict, clips: dict) -> str:
+def _delta(clips: dict, base: dict, key: str) -> str:
+    """RMS and worst change of a per-rep error against the baseline (same clip and true rep)."""
+    d = [x[key] - y[key] for stem, c in clips.items() if stem in base
+         for x, y in zip(c["reps"], base[stem]["reps"])
+         if x and y and x[key] is not None and y[key] is not None]
+    return f"{math.sqrt(np.mean(np.square(d))):3.1f} {np.max(np.abs(d)):3.1f}" if d else f"{'-':^7}"
+
+
+def summary_row(name: str, errs: dict, agree: dict, clips: dict, base: dict) -> str:
     n_ok = sum(c["n"] == c["n_true"] for c in clips.values())
     v_ok = sum(c["view"] == c["view_true"] for c in clips.values())
     reps = [r for c in clips.values() for r in c["reps"]]
     s_ok = sum(bool(r and r["side_ok"]) for r in reps)
     front = errs.get("frontal", []) + errs.get("front", [])
     return (f"{name:9} {n_ok:>2}/{len(clips):<2} {v_ok:>2}/{len(clips):<2} {s_ok:>2}/{len(reps):<2} "
-            f"| {_stats(front)} {len(front):>2} | {_stats(errs.get('back', []))} {len(errs.get('back', [])):>2} "
+            f"| {_stats(front)} {len(front):>2} "
+            f"| {_stats(errs.get('back', []))} {len(errs.get('back', [])):>2} "
             f"| {_stats(errs.get('trunk', []))} {len(errs.get('trunk', [])):>2} "
             f"| {_ratio(agree.get('valgus frontal') or agree.get('valgus front')):>5} "
-            f"{_ratio(agree.get('valgus back')):>5} {_ratio(agree.get('hip hinge side')):>5}")
+            f"{_ratio(agree.get('valgus back')):>5} {_ratio(agree.get('hip hinge side')):>5} "
+            f"| {_delta(clips, base, 'fppa_err')} {_delta(clips, base, 'trunk_err')}")
 
 
 def clip_changes(name: str, clips: dict, base: dict, fppa_tol: float, trunk_tol: float) -> list[str]:
@@ -403,9 +427,15 @@ def clip_changes(name: str, clips: dict, base: dict, fppa_tol: float, trunk_tol:
                  and np.sign(r["fppa"]) != np.sign(r["fppa_true"])]
         if flips:
             msgs.append(f"FPPA sign wrong in {len(flips)} rep(s)")
+        wrong = [f"rep{i + 1} {k} {ours} (true {tv}, true value {val:g})"
+                 for i, r in enumerate(c["reps"]) if r
+                 for k, ours, tv, val in r["verdicts"] if ours != tv]
+        if wrong:
+            msgs.append("verdict " + ", ".join(wrong))
         if name.startswith("roll") and any(r and r["trunk_err_2d"] is not None for r in c["reps"]):
             msgs.append("trunk err vs image-frame lean "
-                        + " ".join(f"{r['trunk_err_2d']:+.1f}" for r in c["reps"] if r and r["trunk_err_2d"] is not None))
+                        + " ".join(f"{r['trunk_err_2d']:+.1f}" for r in c["reps"]
+                                   if r and r["trunk_err_2d"] is not None))
         if msgs:
             lines.append(f"  {name:9} {stem:42} " + "; ".join(msgs))
     return lines
@@ -437,7 +467,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     errs, agree = run_evaluate(args.src, args.baseline_cache, args.out / "baseline.log", args.verbose)
     base = per_clip(args.src, args.baseline_cache)
-    rows.append(summary_row("baseline", errs, agree, base))
+    rows.append(summary_row("baseline", errs, agree, base, base))
     changes += clip_changes("baseline", base, base, math.inf, math.inf)
     for name in augs:
         p = {k: v for k, v in base_params.items()
@@ -449,14 +479,17 @@ def main() -> None:
         print(f"evaluating {name} (landmarks cached in {cache}) ...", file=sys.stderr)
         errs, agree = run_evaluate(folder, cache, args.out / f"{name}.log", args.verbose)
         clips = per_clip(folder, cache)
-        rows.append(summary_row(name, errs, agree, clips))
+        rows.append(summary_row(name, errs, agree, clips, base))
         changes += clip_changes(name, clips, base, args.fppa_tol, args.trunk_tol)
 
     print("\n== robustness: evaluate.synthetic on augmented dev clips ==")
-    print("FPPA / trunk columns: bias, median |err|, worst |err| (deg), n; agreement: valgus "
-          "front, valgus back, hip hinge")
+    print("reps: clips with the exact rep count; view: clips with the right view; stance: true reps "
+          "matched with the right stance leg")
+    print("FPPA / trunk: bias, median |err|, worst |err| (deg), n; verdict agreement: valgus front, "
+          "valgus back, hip hinge side;")
+    print("change vs base: RMS and worst change of the per-rep FPPA error, then of the trunk error (deg)")
     print(f"{'aug':9} {'reps':5} {'view':5} {'stance':5} | {'FPPA front':^20} | {'FPPA back':^20} | "
-          f"{'trunk (vs 3D)':^20} | verdict agreement")
+          f"{'trunk (vs 3D)':^20} | {'verdict agreement':^17} | change vs base")
     for r in rows:
         print(r)
     print("\nper clip, where it differs from the truth or from the baseline "

@@ -53,7 +53,7 @@ import numpy as np
 from formcheck.errors import SettingsError
 from formcheck.geometry import knee_flexion_deg
 from formcheck.pose import Landmark as Lm
-from formcheck.pose import PoseSequence, Side
+from formcheck.pose import LEG, PoseSequence, Side
 
 __all__ = [
     "ClipContext",
@@ -144,6 +144,24 @@ class ContextSettings:
     # Between two runs on the same leg, a two-feet pause shorter than this
     # stays in the set; longer (or a change of leg) starts a new set.
     set_gap_s: float = 3.0
+    # "A free foot rides with the hips": over a rolling window (+- follow_window_s)
+    # in which the hips move up and down by at least follow_min_hip leg lengths,
+    # a foot whose image height follows the hips' (slope >= follow_slope, over
+    # the other foot's by as much, correlation >= follow_corr) is off the floor,
+    # whatever MediaPipe's world heights say. A planted foot's slope is ~0
+    # (-0.15..+0.16 median on the 20 real two-footed clips); the dev renders'
+    # free foot follows at 0.21-0.46, the pistol squat's at 0.46. This is what
+    # finds the stance leg in back views, where MediaPipe puts a foot raised
+    # behind (towards the camera) back on the floor. A riding foot more than
+    # split_stance behind the other is a lunge's rear foot (it pivots), not free.
+    follow_window_s: float = 1.5
+    follow_min_hip: float = 0.08
+    follow_slope: float = 0.2
+    follow_corr: float = 0.8
+    # ... and a free leg is held: its image knee angle changes by at most this over
+    # the window (dev renders 1-5, the pistol squat 7), while a lunge's or split
+    # squat's rear knee bends with the front one (40-66 on the real clips).
+    follow_knee_range_deg: float = 20.0
 
     def __post_init__(self) -> None:
         for name in ("frontal_tol_deg", "side_tol_deg"):
@@ -156,7 +174,8 @@ class ContextSettings:
                 raise ContextSettingsError(f"context setting {name} must be in [0, 1], got {v!r}")
         for name in ("segment_s", "max_gap_s", "lift_on", "lift_off", "lift_window_s", "min_stance_s", "split_rear_foot",
                      "step_foot_ahead", "straight_knee_deg", "bent_knee_deg", "split_stance",
-                     "set_gap_s"):
+                     "set_gap_s", "follow_window_s", "follow_min_hip", "follow_slope", "follow_corr",
+                     "follow_knee_range_deg"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ContextSettingsError(f"context setting {name} must be > 0, got {v!r}")
@@ -471,6 +490,8 @@ class _Legs:
     flex_r: np.ndarray
     reliable: np.ndarray    # bool: both feet seen well enough to judge
     active: np.ndarray      # bool: the hips are lowered (a rep is under way)
+    rides_l: np.ndarray     # bool: the left foot moves up and down with the hips (it is free)
+    rides_r: np.ndarray
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -530,7 +551,66 @@ def _legs(seq: PoseSequence, s: ContextSettings) -> _Legs:
     if np.isfinite(hip_h).sum() >= 3:
         with np.errstate(invalid="ignore"):
             active = hip_h < _ACTIVE_HIP_HEIGHT * np.nanpercentile(hip_h, 90)
-    return _Legs(lift, ahead, flex_l, flex_r, reliable, active & reliable)
+    rides_l, rides_r = _rides_with_hips(seq, s)
+    return _Legs(lift, ahead, flex_l, flex_r, reliable, active & reliable, rides_l, rides_r)
+
+
+def _rides_with_hips(seq: PoseSequence, s: ContextSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, whether the left / the right foot follows the hips up and down.
+
+    Least-squares slope and correlation of each ankle's image y on the hip
+    centre's image y over a centred ``follow_window_s`` window (frames with
+    the hips, both ankles and the ankles in the frame), where the hips move
+    by at least ``follow_min_hip`` leg lengths. See :class:`ContextSettings`.
+    """
+    n = len(seq)
+    none = np.zeros(n, bool)
+    if n < 3:
+        return none, none.copy()
+    px = seq.pixels()
+    hip = (px[:, Lm.LEFT_HIP, 1] + px[:, Lm.RIGHT_HIP, 1]) / 2
+    ankles = px[:, Lm.LEFT_ANKLE, 1], px[:, Lm.RIGHT_ANKLE, 1]
+    in_frame = np.all((seq.xyz[:, [Lm.LEFT_ANKLE, Lm.RIGHT_ANKLE], 1] >= 0)
+                      & (seq.xyz[:, [Lm.LEFT_ANKLE, Lm.RIGHT_ANKLE], 1] <= 1), axis=1)
+    ok = np.isfinite(hip) & np.isfinite(ankles[0]) & np.isfinite(ankles[1]) & in_frame
+    leg = _nanmedian(np.concatenate([ankles[0] - hip, ankles[1] - hip])[np.tile(ok, 2)])
+    if ok.sum() < 8 or not leg > 0:
+        return none, none.copy()
+    t = seq.times_s
+    lo = np.searchsorted(t, t - s.follow_window_s, side="left")
+    hi = np.searchsorted(t, t + s.follow_window_s, side="right")
+
+    def window_sums(x: np.ndarray) -> np.ndarray:
+        c = np.concatenate([[0.0], np.cumsum(np.where(ok, x, 0.0))])
+        return c[hi] - c[lo]
+
+    h = hip / leg
+    count = window_sums(np.ones(n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mh = window_sums(h) / count
+        var_h = window_sums(h * h) / count - mh ** 2
+        moving = (count >= 8) & (np.sqrt(np.maximum(var_h, 0.0)) * 4.0 >= s.follow_min_hip)
+        slopes, corrs = [], []
+        for a in ankles:
+            a = a / leg
+            ma = window_sums(a) / count
+            cov = window_sums(h * a) / count - mh * ma
+            var_a = window_sums(a * a) / count - ma ** 2
+            slopes.append(cov / var_h)
+            corrs.append(cov / np.sqrt(np.maximum(var_h * var_a, 1e-12)))
+        out = []
+        for me, other in ((0, 1), (1, 0)):
+            rides = (moving & (slopes[me] >= s.follow_slope) & (corrs[me] >= s.follow_corr)
+                     & (slopes[me] - slopes[other] >= s.follow_slope))
+            out.append(np.nan_to_num(rides).astype(bool))
+    for k, side in enumerate((Side.LEFT, Side.RIGHT)):  # a free leg is held, not bent
+        hip_l, knee_l, ankle_l = LEG[side][:3]
+        knee = knee_flexion_deg(px[:, hip_l], px[:, knee_l], px[:, ankle_l])
+        for i in np.flatnonzero(out[k]):
+            w = knee[lo[i]:hi[i]]
+            w = w[np.isfinite(w)]
+            out[k][i] = len(w) > 0 and float(w.max() - w.min()) <= s.follow_knee_range_deg
+    return out[0], out[1]
 
 
 def foot_lift_series(seq: PoseSequence, settings: ContextSettings = DEFAULT_SETTINGS) -> np.ndarray:
@@ -561,7 +641,11 @@ def _single_scores(legs: _Legs, s: ContextSettings) -> tuple[np.ndarray, np.ndar
             held_out = ((ahead > s.step_foot_ahead) & (flex_free < s.straight_knee_deg)
                         & (flex_stance > s.bent_knee_deg) & (lift > -s.lift_off))
         raised = np.where(on_bench | on_box, 0.0, np.nan_to_num(lift, nan=0.0))
-        out.append(np.where(held_out, np.maximum(raised, s.lift_on + 1e-9), raised))
+        # A foot that rides with the hips rests on nothing (a box or a bench would hold it
+        # still), unless it is far behind: the rear foot of a lunge or split squat pivots on its
+        # toes as the rear knee drops.
+        rides = (legs.rides_r if sign < 0 else legs.rides_l) & (np.nan_to_num(ahead) > -s.split_stance)
+        out.append(np.where(held_out | rides, np.maximum(raised, s.lift_on + 1e-9), raised))
     return out[0], out[1]
 
 

@@ -57,7 +57,7 @@ def test_fppa_at_the_bottom_is_close_to_the_rendered_truth(clip, analysis_of):
         truth = max(true["fppa_at_bottom"][k] for k in legs)
         assert ours.fppa_deg is not None
         # Measured after the hip-joint-centre correction: |error| <= 3 deg up to ~22 deg of
-        # valgus (SD 3.2), larger valgus still under-read by up to 8 deg (see correction.py).
+        # valgus (SD 3.4), larger valgus still under-read by up to 8 deg (see correction.py).
         tolerance = 4.5 if truth <= 22 else 9.0
         assert abs(ours.fppa_deg - truth) <= tolerance, (ours.index, ours.fppa_deg, truth)
         assert ours.fppa_deg - truth >= -9.0
@@ -169,7 +169,7 @@ def _label_reps() -> dict:
 REAL_COUNTS = ["nowva_squat_01.mp4", "posture_kneesquat_01.mp4", "posture_correct_01.mp4",
                "pooja_squat_01.mp4", "myfitcal_bodyweight_01.mp4", "spotter_10.mp4",
                "liftcheck_squat_01.mp4", "rohan_squat_01.mp4", "posture_proc_000.mp4",
-               "myfitcal_pistol_01.mp4"]
+               "myfitcal_pistol_01.mp4", "spotter_02.mp4"]
 
 
 @pytest.mark.parametrize("clip", REAL_COUNTS)
@@ -178,9 +178,29 @@ def test_real_clip_rep_counts_match_the_labels(clip, analysis_of):
     labels = {r["clip"]: r for r in read_tsv(REAL / "labels_clips.tsv")}
     a = analysis_of(path)
     assert len(a.full_reps) == int(labels[clip]["reps_total"])
-    bottoms = [float(r["bottom_s"]) for r in _label_reps()[clip]]
+    bottoms = [float(r["bottom_s"]) for r in _label_reps()[clip] if not r["notes"].startswith("partial")]
     for ours, label in zip(a.full_reps, bottoms):
         assert abs(ours.rep.bottom_s - label) < 0.6
+
+
+@pytest.mark.parametrize("clip", REAL_COUNTS)
+def test_real_clip_exercise_and_working_leg_match_the_labels(clip, analysis_of):
+    labels = {r["clip"]: r for r in read_tsv(REAL / "labels_clips.tsv")}
+    a = analysis_of(shared_clip(clip))
+    assert a.exercise.value == labels[clip]["exercise"]
+    assert {s.stance.value for s in a.context.sets} == {r["side"] for r in _label_reps()[clip]}
+
+
+def test_back_view_single_leg_dip_is_judged_on_the_stance_leg(analysis_of):
+    """dev07: filmed from behind, the free foot raised behind (towards the camera)."""
+    clip = SAMPLES / "dev07_slsR_back_fppa0-15-25.mp4"
+    a = analysis_of(clip)
+    assert a.exercise is Exercise.SINGLE_LEG_SQUAT and [s.stance for s in a.context.sets] == [Side.RIGHT]
+    gt = load_gt(clip)
+    assert [r.side for r in a.full_reps] == [Side.RIGHT] * 3
+    for r, g in zip(a.full_reps, gt["reps"]):
+        assert abs(r.fppa_deg - g["fppa_at_bottom"]["R"]) < 6.0
+        assert "pelvic_drop" in r.checks  # single-leg checks run on the stance leg
 
 
 def test_front_view_control_squats_are_not_flagged_for_valgus(analysis_of):

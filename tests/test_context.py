@@ -276,6 +276,38 @@ def test_gt_two_sets_in_one_clip():
     assert sets[1].start_s == pytest.approx(r.times_s[-1], abs=0.7)
 
 
+def dipping_on_the_right(n_reps=3, fps=30.0, free_rides=True):
+    """Right-leg dips: the hips (and, if ``free_rides``, the raised left foot hanging from
+    them) drop by 0.2 m each rep; the right foot stays planted."""
+    frames = []
+    for i in range(int(n_reps * 2.0 * fps)):
+        p = skeleton(lift_left_m=0.2, left_foot_z_m=-0.25)
+        drop = 0.2 * (0.5 - 0.5 * math.cos(2 * math.pi * i / (2.0 * fps)))
+        planted = [Lm.RIGHT_ANKLE, Lm.RIGHT_HEEL, Lm.RIGHT_FOOT_INDEX]
+        moving = [lm for lm in Lm if lm not in planted and (free_rides or lm not in LEFT_FOOT)]
+        p[moving, 1] -= drop
+        frames.append(p)
+    return np.array(frames)
+
+
+@pytest.mark.parametrize("yaw", [180, 0, -90])
+def test_a_free_foot_that_rides_with_the_hips_is_off_the_floor(yaw):
+    """Seen from behind, MediaPipe puts a foot raised behind (towards the camera) back on the
+    floor in its world landmarks (dev07): the stance leg must come from the image, where
+    the free foot goes up and down with the hips and the planted one stays."""
+    seq = film(dipping_on_the_right(), yaw)
+    flat = seq.world.copy()  # the world feet flattened onto the floor, as MediaPipe does
+    for a, b in zip(LEFT_FOOT, (Lm.RIGHT_ANKLE, Lm.RIGHT_HEEL, Lm.RIGHT_FOOT_INDEX)):
+        flat[:, a, 1] = flat[:, b, 1]
+    seq = seq.with_arrays(world=flat)
+    c = ctx.estimate_context(seq)
+    assert c.exercise is Exercise.SINGLE_LEG_SQUAT and [st.stance for st in c.sets] == [Side.RIGHT]
+    # a foot that does not ride (stands still on the floor) gives no such evidence
+    still_feet = film(dipping_on_the_right(free_rides=False), yaw)
+    legs = ctx._legs(still_feet.with_arrays(world=flat), ContextSettings())
+    assert not legs.rides_l.any() and not legs.rides_r.any()
+
+
 def test_gaps_without_a_person():
     frames = squatting(lift_left=lambda i: 0.2)
     frames[60:75] = np.nan      # 0.5 s without a person: the stance holds around it

@@ -58,8 +58,8 @@ def test_defaults_are_the_measured_values():
     assert c.hjc_width_per_shoulder_width == pytest.approx(0.64)
     assert c.lean_perspective_frac == pytest.approx(0.03)
     assert c.trunk_offset_deg == pytest.approx(math.degrees(math.atan(0.05)))
-    assert c.fppa_sd(back_view=False) == c.fppa_sd_deg == 3.2
-    assert c.fppa_sd(back_view=True) == c.fppa_sd_back_deg == 3.5
+    assert c.fppa_sd(back_view=False) == c.fppa_sd_deg == 3.4
+    assert c.fppa_sd(back_view=True) == c.fppa_sd_back_deg == 4.5
     assert c.trunk_sd_deg > 0
 
 
