@@ -49,10 +49,18 @@ def plan_segments(duration_s: float | None, workers: int,
 def _init_worker(progress_queue) -> None:
     global _QUEUE
     _QUEUE = progress_queue
-    if os.environ.get("FC_CV_THREADS") != "many":
-        import cv2
+    _one_cv_thread()
 
-        cv2.setNumThreads(1)  # every core already runs a worker: OpenCV's own threads only contend
+
+def _one_cv_thread() -> int:
+    """Every core already runs a segment: OpenCV's own threads would only contend.
+    Returns the previous thread count."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    if os.environ.get("FC_CV_THREADS") != "many":
+        cv2.setNumThreads(1)
+    return before
 
 
 def _call(func: Callable[..., Any], args: tuple) -> Any:
@@ -92,7 +100,13 @@ def run_jobs(func: Callable[..., Any], jobs: Sequence[tuple], progress: Progress
                 pending = 0
                 _drain(progress_queue, progress)
 
-        first = func(*jobs[0], progress=here)
+        cv_threads = _one_cv_thread()
+        try:
+            first = func(*jobs[0], progress=here)
+        finally:
+            import cv2
+
+            cv2.setNumThreads(cv_threads)
         waiting = set(futures)
         while waiting:
             done, waiting = cf.wait(waiting, timeout=0.2, return_when=cf.FIRST_COMPLETED)

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 MIN_STEP_MS = 1.0
 """Step used to repair a duplicate or backwards timestamp (previous + 1 ms)."""
 DEBLOCK_SKIP_SCALE = 1.5  # read_frames(max_side=) shrinking by this much or more skips deblocking
+# Frames this big (1080p and up) are encoded with x264's ultrafast preset: 1.4x the speed of
+# veryfast at 1080x1920 (bench/speed.py), at ~3 Mbit/s still a tenth of a phone's own bitrate.
+FAST_PRESET_PIXELS = 1_500_000
 
 _WRITER_TIME_BASE = Fraction(1, 90_000)  # the MPEG clock; 1 ms = 90 ticks
 _WRITER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -309,7 +312,8 @@ def _repair_time(pts: int | None, time_base: Fraction | None, origin_ms: float |
 class VideoWriter:
     """Write RGB frames to a browser-playable H.264 file, with their own times.
 
-    libx264, yuv420p, preset veryfast, crf 23, ``+faststart`` (mp4/mov). Each
+    libx264, yuv420p, crf 23, preset veryfast (ultrafast from 1.5 megapixels: see
+    ``FAST_PRESET_PIXELS``), ``+faststart`` (mp4/mov). Each
     frame's pts is its ``t_ms`` on a 1/90000 clock, so variable frame rate
     input keeps its timing. yuv420p needs even sizes: an odd width or height
     is padded by one pixel (the last column/row repeated), so the output may be
@@ -322,7 +326,7 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], width: int, height: int,
-                 fps_hint: float = 30.0, *, crf: int = 23, preset: str = "veryfast",
+                 fps_hint: float = 30.0, *, crf: int = 23, preset: str | None = None,
                  b_frames: bool = True, shown_as: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path)
         self.shown_as = Path(shown_as) if shown_as is not None else self.path  # named in errors
@@ -343,6 +347,8 @@ class VideoWriter:
         try:
             self._container = av.open(str(self.partial_path), mode="w", format=fmt, options=options)
             rate = Fraction(fps_hint).limit_denominator(1001) if fps_hint > 0 else Fraction(30)
+            if preset is None:  # x264's time grows with the pixels: big frames get the fast preset
+                preset = "ultrafast" if self.width * self.height >= FAST_PRESET_PIXELS else "veryfast"
             codec_options = {"preset": preset, "crf": str(crf)}
             if not b_frames:  # segments that are concatenated later need dts == pts
                 codec_options["bf"] = "0"
