@@ -225,8 +225,10 @@ def test_ctrl_c_in_the_middle_of_a_batch_keeps_finished_clips_and_resumes(tmp_pa
     assert sum(r["reused"] == "yes" for r in rows.values()) == len(finished)
 
 
-def test_batch_command_logs_each_clip_and_exits_non_zero_when_a_clip_failed(batch):
-    src, out, _, _, _ = batch
+def test_batch_command_logs_each_clip_and_exits_non_zero_when_a_clip_failed(batch, tmp_path):
+    src, first_out, _, _, _ = batch
+    out = tmp_path / "results"
+    shutil.copytree(first_out, out)  # the finished clips are reused; the shared batch stays as it is
     r = _cli("batch", str(src), "-o", str(out))  # stderr is a pipe: plain lines, no bar
     assert r.returncode == 1 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
