@@ -24,14 +24,12 @@ import numpy as np
 from formcheck.errors import InputError, NoPersonError
 from formcheck.estimator import EstimatorSettings, PoseEstimator
 from formcheck.parallel import plan_segments, run_jobs
-from formcheck.pose import NUM_LANDMARKS, Landmark, PoseSequence
-from formcheck.tracking import SubjectTracker, TrackerSettings
+from formcheck.pose import NUM_LANDMARKS, PoseSequence
+from formcheck.tracking import SubjectTracker, TrackerSettings, hip_and_torso
 from formcheck.video import VideoInfo, probe, read_frames
 
 Progress = Callable[[int], None]  # called with the number of frames just done
 log = logging.getLogger(__name__)
-_HIPS = [int(Landmark.LEFT_HIP), int(Landmark.RIGHT_HIP)]
-_SHOULDERS = [int(Landmark.LEFT_SHOULDER), int(Landmark.RIGHT_SHOULDER)]
 
 POSE_MAX_SIDE_PX = 960  # frames are scaled down to this before the model (it sees 256x256 crops);
 # a 1080x1920 phone frame then costs a quarter of the conversion work, landmarks are normalised
@@ -154,10 +152,9 @@ def _same_person(before: _Part, after: _Part, info: VideoInfo, max_jump_torso: f
         return True
     idx = np.clip(np.searchsorted(before.times, after.warm_times), 0, len(before.times) - 1)
     same_t = np.abs(before.times[idx] - after.warm_times) < 1.0  # the same decoded frame
-    scale = np.array([info.width / info.height, 1.0])
-    hip_a = before.xyz[idx][:, _HIPS, :2].mean(axis=1) * scale
-    hip_b = after.warm_xyz[:, _HIPS, :2].mean(axis=1) * scale
-    torso = np.linalg.norm(before.xyz[idx][:, _SHOULDERS, :2].mean(axis=1) * scale - hip_a, axis=1)
+    aspect = info.width / info.height
+    hip_a, torso = hip_and_torso(before.xyz[idx], aspect)
+    hip_b, _ = hip_and_torso(after.warm_xyz, aspect)
     both = same_t & np.isfinite(hip_a).all(axis=1) & np.isfinite(hip_b).all(axis=1) & (torso > 0)
     if both.sum() < 5:
         return True

@@ -32,13 +32,19 @@ class TrackerSettings:
     reacquire_after_s: float = 1.0  # after this long without the subject, pick afresh
 
 
+def hip_and_torso(xyz: np.ndarray, aspect: float) -> tuple[np.ndarray, np.ndarray]:
+    """Hip centre (K, 2) and torso length (K,) of K people's normalised landmarks (K, 33, 3),
+    in an isotropic frame (x in units of the frame height; ``aspect`` = width / height)."""
+    scale = np.array([aspect, 1.0])
+    hip = xyz[:, _HIPS, :2].mean(axis=1) * scale
+    shoulder = xyz[:, _SHOULDERS, :2].mean(axis=1) * scale
+    return hip, np.linalg.norm(shoulder - hip, axis=1)
+
+
 def _features(c: Candidates, aspect: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hip centre (K, 2), torso length (K,), completeness score (K,) in an isotropic frame."""
-    scale = np.array([aspect, 1.0])  # x in units of frame height
-    hip = c.xyz[:, _HIPS, :2].mean(axis=1) * scale
-    shoulder = c.xyz[:, _SHOULDERS, :2].mean(axis=1) * scale
-    torso = np.linalg.norm(shoulder - hip, axis=1)
-    pts = c.xyz[:, :, :2] * scale
+    hip, torso = hip_and_torso(c.xyz, aspect)
+    pts = c.xyz[:, :, :2] * np.array([aspect, 1.0])
     height = np.nanmax(pts[:, :, 1], axis=1) - np.nanmin(pts[:, :, 1], axis=1)
     legs_visible = np.nan_to_num(c.visibility[:, _LEGS]).mean(axis=1)
     return hip, torso, height * (0.25 + legs_visible)
