@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from formcheck.errors import FormcheckError, InputError
+from formcheck.errors import FormcheckError, InputError, OutputError
 from formcheck.fsutil import folder_problem, usual_mode
 from formcheck.landmark_io import atomic_output
 
@@ -336,8 +336,6 @@ def run_batch(inputs: Iterable[str | Path], out_dir: str | Path, *, workers: int
 
     clips = find_clips(inputs)
     out_dir = Path(out_dir)
-    from formcheck.errors import OutputError
-
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

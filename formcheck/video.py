@@ -309,6 +309,16 @@ def _repair_time(pts: int | None, time_base: Fraction | None, origin_ms: float |
 
 
 # -- the H.264 sink -----------------------------------------------------------
+def partial_path(path: Path) -> Path:
+    """Where a video is written until it is complete (then renamed onto ``path``)."""
+    return path.parent / f".{path.stem}.partial{path.suffix}"
+
+
+def _reason(exc: BaseException) -> str:
+    """The OS's or FFmpeg's words for a failure, without the temporary file's name."""
+    return getattr(exc, "strerror", None) or str(exc)
+
+
 class VideoWriter:
     """Write RGB frames to a browser-playable H.264 file, with their own times.
 
@@ -428,16 +438,6 @@ class VideoWriter:
 
 
 # -- live sources ---------------------------------------------------------------
-
-
-def partial_path(path: Path) -> Path:
-    """Where a video is written until it is complete (then renamed onto ``path``)."""
-    return path.parent / f".{path.stem}.partial{path.suffix}"
-
-
-def _reason(exc: BaseException) -> str:
-    """The OS's or FFmpeg's words for a failure, without the temporary file's name."""
-    return getattr(exc, "strerror", None) or str(exc)
 
 
 def concat_h264(parts: list[Path], out_path: str | os.PathLike[str]) -> None:

@@ -32,6 +32,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from formcheck.errors import FormcheckError, InputError, OutputError, SettingsError
 from formcheck.fsutil import folder_problem
+from formcheck.landmark_io import atomic_output
 from formcheck.web import views
 from formcheck.web.db import Database
 from formcheck.web.jobs import RESULT_DIR, JobRunner
@@ -293,23 +294,15 @@ def create_app(data_dir: str | os.PathLike[str], *, token: str | None = None, ma
 def _report_zip(result: Path) -> Path:
     """``result/report.zip`` (made once, atomically): the report with its video beside it,
     so that the shared report plays its video when unzipped anywhere."""
-    import tempfile
     import zipfile
 
     out = result / "report.zip"
-    if out.is_file():
-        return out
-    fd, tmp = tempfile.mkstemp(prefix=".report.", suffix=".zip", dir=result)
-    try:
-        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w") as z:
+    if not out.is_file():
+        with atomic_output(out, "wb") as f, zipfile.ZipFile(f, "w") as z:
             for name in ZIP_MEMBERS:
                 if (result / name).is_file():  # mp4 is compressed already: stored as is
                     z.write(result / name, name, zipfile.ZIP_STORED if name.endswith(".mp4")
                             else zipfile.ZIP_DEFLATED)
-        os.replace(tmp, out)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
     return out
 
 
