@@ -351,9 +351,13 @@ def models(
     out.print(table)
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+def main() -> None:
+    """The console entry point (``formcheck`` and ``python -m formcheck``)."""
+    from formcheck._native import filter_native_stderr
+
+    filter_native_stderr()  # MediaPipe/LiteRT log to fd 2 at any frame; users see only ours
+    app(prog_name="formcheck")
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()
