@@ -18,8 +18,8 @@ reps, split at the valley. The bottom is the middle of the frames within
 
 NaN gaps up to ``max_gap_s`` are skipped; longer ones split the signal. Reps
 cut by a gap ("person lost") or the clip's ends, longer than
-``max_duration_s``, or below ``partial_fraction`` of the median peak of the
-complete reps ("shallow") have ``partial=True`` and a ``reason`` and are not
+``max_duration_s``, or below ``partial_fraction`` of the typical peak of the
+complete reps ("shallow": the median of the peaks not shallow next to the deepest) have ``partial=True`` and a ``reason`` and are not
 counted; excursions shorter than ``min_duration_s`` are dropped.
 
 :func:`segment_reps` (offline) and :class:`RepCounter` (live) run the same
@@ -72,7 +72,7 @@ class RepSettings:
     min_duration_s: float = 0.5
     # Longer is a hold (wall sit), not a rep: the slowest labelled real rep takes 4.7 s.
     max_duration_s: float = 12.0
-    # Below this x the median peak of complete reps is "shallow": half way is not a rep.
+    # Below this x the typical peak of complete reps is "shallow": half way is not a rep.
     partial_fraction: float = 0.5
     # Median window: >= 3 samples at 10-12 fps, short against a >= 0.5 s descent.
     smoothing_s: float = 0.2
@@ -302,10 +302,20 @@ class RepCounter:
 
 
 def _judge_depth(rep: Rep, peaks: list[float], settings: RepSettings) -> Rep:
-    """Mark a complete rep shallow when below partial_fraction of the median peak."""
+    """Mark a complete rep shallow when below partial_fraction of the typical peak.
+
+    The typical peak is the median of the peaks that are not themselves
+    shallow next to the deepest (``>= partial_fraction * max``): small dips
+    while walking a bar out and back, settling, or turning must not pull the
+    reference down until they pass as reps (one heavy single among two
+    re-rack dips was three reps against a plain median).
+    """
     if rep.partial or not peaks:
         return rep
-    if rep.depth < settings.partial_fraction * statistics.median(peaks):
+    f = settings.partial_fraction
+    deepest = max(peaks)
+    typical = statistics.median(p for p in peaks if p >= f * deepest)
+    if rep.depth < f * typical:
         return replace(rep, partial=True, reason=SHALLOW)
     return rep
 

@@ -169,7 +169,7 @@ def _label_reps() -> dict:
 REAL_COUNTS = ["nowva_squat_01.mp4", "posture_kneesquat_01.mp4", "posture_correct_01.mp4",
                "pooja_squat_01.mp4", "myfitcal_bodyweight_01.mp4", "spotter_10.mp4",
                "liftcheck_squat_01.mp4", "rohan_squat_01.mp4", "posture_proc_000.mp4",
-               "myfitcal_pistol_01.mp4", "spotter_02.mp4"]
+               "myfitcal_pistol_01.mp4", "spotter_02.mp4", "nqs_squat_01.mp4"]
 
 
 @pytest.mark.parametrize("clip", REAL_COUNTS)

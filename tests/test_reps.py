@@ -122,6 +122,20 @@ def test_shallow_rep_is_partial():
     assert found[2].reason == SHALLOW
 
 
+def test_small_dips_around_one_deep_rep_are_shallow():
+    # a heavy single between the dips of walking the bar out and back to the rack:
+    # against the plain median of the three peaks (0.12) the dips passed as reps
+    t, d, _ = clip([0.12, 0.7, 0.13])
+    found = segment_reps(t, d)
+    assert [r.partial for r in found] == [True, False, True]
+    assert {found[0].reason, found[2].reason} == {SHALLOW}
+
+
+def test_reps_of_honestly_varying_depth_all_count():
+    t, d, _ = clip([0.5, 0.3, 0.6, 0.35, 0.45])
+    assert not any(r.partial for r in segment_reps(t, d))
+
+
 def test_clip_ending_mid_descent_is_partial():
     t, d, reps = clip([0.2] * 3)
     t0, dn = reps[2][0], reps[2][1]
