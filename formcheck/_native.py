@@ -23,6 +23,7 @@ import atexit
 import contextlib
 import os
 import re
+import select
 import sys
 import threading
 from collections.abc import Iterator
@@ -71,10 +72,11 @@ def filter_native_stderr() -> None:
 
     ``sys.stderr`` is re-opened on a copy of the original fd 2, so Python's own
     messages (errors, progress bars) go straight to the terminal, never through
-    the thread, and are never lost at exit.
+    the thread, and are never lost at exit. Not on Windows (no ``select`` on
+    pipes there): the per-call :func:`quiet_native_stderr` still applies.
     """
     global _installed
-    if _installed or debugging():
+    if _installed or debugging() or os.name == "nt":
         return
     try:
         sys.stderr.flush()
@@ -87,35 +89,46 @@ def filter_native_stderr() -> None:
     encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
     sys.stderr = open(real, "w", buffering=1, encoding=encoding, errors="backslashreplace",
                       closefd=False)
-    thread = threading.Thread(target=_pass_on, args=(read_end, real), name="native-stderr",
-                              daemon=True)
+    stop = threading.Event()
+    thread = threading.Thread(target=_pass_on, args=(read_end, real, stop),
+                              name="native-stderr", daemon=True)
     thread.start()
     _installed = True
 
     def finish() -> None:
-        # Late writes (destructors at shutdown) go nowhere; what is already in
-        # the pipe is passed on once the last writer is gone.
+        # Late writes (destructors at shutdown) go nowhere. Processes that
+        # outlive this hook (multiprocessing's resource tracker) still hold the
+        # pipe, so do not wait for its end: pass on what is there, then stop.
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 2)
             os.close(devnull)
         except OSError:
-            return
+            pass
+        stop.set()
         thread.join(timeout=1.0)
 
     atexit.register(finish)
 
 
-def _pass_on(read_end: int, real: int) -> None:
-    with open(read_end, "rb", buffering=0) as pipe:
-        pending = b""
-        while chunk := pipe.read(65536):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                _write_unless_log(line + b"\n", real)
-        if pending:
-            _write_unless_log(pending, real)
+def _pass_on(read_end: int, real: int, stop: threading.Event) -> None:
+    pending = b""
+    while True:
+        ready, _, _ = select.select([read_end], [], [], 0.05)
+        if not ready:
+            if stop.is_set():
+                break
+            continue
+        chunk = os.read(read_end, 65536)
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            _write_unless_log(line + b"\n", real)
+    if pending:
+        _write_unless_log(pending, real)
+    os.close(read_end)
 
 
 def _write_unless_log(line: bytes, real: int) -> None:

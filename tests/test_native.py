@@ -87,3 +87,18 @@ def test_the_command_installs_the_filter_and_keeps_stderr_a_terminal_when_it_was
     assert "installed True" in r.stderr
     assert "dropped" not in r.stderr
     assert "analyze" in r.stdout
+
+
+def test_the_last_lines_are_passed_on_while_a_child_still_holds_the_pipe(tmp_path):
+    # multiprocessing's resource tracker outlives the exit hooks holding fd 2: the hook
+    # must pass on what is in the pipe without waiting for the pipe to close
+    r = run("""
+        import os, subprocess, sys
+        from formcheck._native import filter_native_stderr
+        filter_native_stderr()
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(10)"],
+                         stdout=subprocess.DEVNULL)
+        os.write(2, b"I0000 00:00:1.0 1 x.cc:1] dropped\\nlast words\\n")
+    """, tmp_path)
+    assert r.returncode == 0
+    assert r.stderr.decode() == "last words\n"
