@@ -14,6 +14,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 LOG_LINES = (
     b"WARNING: Logging before InitGoogle() is written to STDERR\n"
     b"W0000 00:00:1796146779.363767   18665 inference_runner_litert.cc:1433] Input tensor memory "
@@ -70,8 +72,8 @@ def test_formcheck_debug_lets_everything_through(tmp_path):
     assert err.count("Logging before InitGoogle") == 2  # the main process and the worker
 
 
-def test_the_command_installs_the_filter_and_keeps_stderr_a_terminal_when_it_was_one():
-    # python -m formcheck goes through formcheck.cli.main, which installs the filter
+def test_the_command_installs_the_filter():
+    # formcheck and python -m formcheck both go through formcheck.cli.main
     r = subprocess.run([sys.executable, "-c", textwrap.dedent("""
         import os, sys
         sys.argv = ["formcheck", "--help"]
@@ -87,6 +89,40 @@ def test_the_command_installs_the_filter_and_keeps_stderr_a_terminal_when_it_was
     assert "installed True" in r.stderr
     assert "dropped" not in r.stderr
     assert "analyze" in r.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_stderr_stays_a_terminal_for_progress_bars(tmp_path):
+    leader, follower = os.openpty()
+    script = tmp_path / "tty.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        from formcheck._native import filter_native_stderr
+        before = sys.stderr.isatty()
+        filter_native_stderr()
+        print("tty", before, sys.stderr.isatty(), file=sys.stderr)
+    """))
+    env = {k: v for k, v in os.environ.items() if k != "FORMCHECK_DEBUG"}
+    try:
+        r = subprocess.run([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=follower,
+                           env=env, timeout=120)
+        os.close(follower)
+        follower = -1
+        assert r.returncode == 0
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 1024)
+            except OSError:  # EIO: the other side is closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    assert b"tty True True" in seen, seen
 
 
 def test_the_last_lines_are_passed_on_while_a_child_still_holds_the_pipe(tmp_path):
