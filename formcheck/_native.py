@@ -47,8 +47,12 @@ def debugging() -> bool:
 
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
-    """Send fd 2 to /dev/null while the block runs (native start-up chatter)."""
-    if debugging() or _installed:  # the process-wide filter already handles it
+    """Send fd 2 to /dev/null while the block runs (native start-up chatter).
+
+    Under :func:`filter_native_stderr` this still silences what the filter
+    would not know as a log line; ``sys.stderr`` is not fd 2 then and stays open.
+    """
+    if debugging():
         yield
         return
     try:
