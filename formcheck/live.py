@@ -231,7 +231,15 @@ class LiveAnalyzer:
         if ctx.view.view is not View.UNKNOWN:
             self.view, self.facing = ctx.view.view, ctx.view.facing or 1
         if ctx.sets:
-            self.exercise, self.stance = ctx.exercise, ctx.sets[-1].stance
+            self.exercise = ctx.exercise
+            self._set_stance(ctx.sets[-1].stance)
+
+    def _set_stance(self, stance: Side) -> None:
+        # The other leg (or from one leg to both) is a new set: its reps are judged
+        # "shallow" against its own, as in the file analysis (a weaker leg dips less deep).
+        if self.stance is not None and stance is not self.stance:
+            self.counter.new_set()
+        self.stance = stance
 
     def _state(self, index: int, t_ms: float, px: np.ndarray, xyz: np.ndarray,
                visibility: np.ndarray, found: bool) -> FrameState:
@@ -266,7 +274,8 @@ class LiveAnalyzer:
         if result is not None:
             result = replace(result, index=number)
             self.last = rep_mark(result, self.settings.thresholds)
-            self.view, self.stance = result.view, result.side
+            self.view = result.view
+            self._set_stance(result.side)
             self.exercise = analysis.exercise if analysis is not None else self.exercise
         live = LiveRep(number, rep, result)
         self.reps.append(live)

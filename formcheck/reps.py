@@ -24,9 +24,9 @@ counted; excursions shorter than ``min_duration_s`` are dropped.
 
 :func:`segment_reps` (offline) and :class:`RepCounter` (live) run the same
 code one sample at a time (live waits half the median window), so they find
-the same reps. Only "shallow" differs: offline compares with all the clip's
-complete reps, live with those so far, this one included (so a first rep is
-never shallow live).
+the same reps. Only "shallow" differs: offline compares with all the set's
+complete reps, live with those of the set so far, this one included (so a
+first rep is never shallow live; :meth:`RepCounter.new_set` starts a set).
 """
 
 from __future__ import annotations
@@ -263,6 +263,12 @@ class RepCounter:
         self._reps: list[Rep] = []
         self._peaks: list[float] = []
         self._queue: deque[Rep] = deque()
+
+    def new_set(self) -> None:
+        """A new set begins (the other leg): later reps are judged "shallow" only
+        against this set's reps, as the file analysis does per set. The count
+        and the reps so far are kept."""
+        self._peaks = []
 
     def update(self, t_s: float, depth: float) -> Rep | None:
         """Feed one frame (time in s, strictly increasing; depth or NaN)."""

@@ -7,11 +7,12 @@ import time
 import av
 import numpy as np
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, shared_clip
 
 from formcheck.camera import FileCamera
 from formcheck.errors import FormcheckError
 from formcheck.live import DisplayError, LiveAnalyzer, run_live
+from formcheck.pose import PoseSequence, Side
 from formcheck.video import read_frames
 
 DEV02 = SAMPLES / "dev02_slsR_front_fppa0-20-30.mp4"
@@ -72,6 +73,29 @@ def test_live_analyzer_matches_the_file_analysis_on_the_same_landmarks(clip, pos
     assert live.counter.count == len(offline.full_reps) == 3
     assert state.view is offline.view and state.rep_count == 3 and state.last.index == 3
     assert (len(state.legs), state.trunk is not None) == ((1, False) if clip is DEV02 else (0, True))
+
+
+def test_a_weaker_leg_after_the_other_counts_live_as_in_the_file_analysis(pose_of, analysis_of):
+    """Right-leg dips, then left-leg dips only 60% as deep (every landmark moved 0.6 of
+    the way from standing): each set is judged "shallow" against itself, live as offline."""
+    from formcheck.analysis import analyze_pose
+
+    right, left = pose_of(DEV02), pose_of(shared_clip("dev04_slsL_front_fppa0-20-30.mp4"))
+    weak = left.with_arrays(xyz=left.xyz[0] + 0.6 * (left.xyz - left.xyz[0]),
+                            world=left.world[0] + 0.6 * (left.world - left.world[0]),
+                            timestamps_ms=left.timestamps_ms + right.timestamps_ms[-1] + 33.3)
+    both = PoseSequence.concatenate([right, weak])
+    offline = analyze_pose(both, source="two legs")
+    assert [r.side for r in offline.full_reps] == [Side.RIGHT] * 3 + [Side.LEFT] * 3
+    deep = np.median([r.rep.depth for r in offline.full_reps[:3]])
+    assert any(r.rep.depth < 0.5 * deep for r in offline.full_reps[3:])  # shallow next to the right
+    live = LiveAnalyzer(both.width, both.height)
+    reps = []
+    for i in range(len(both)):
+        reps += live.update(i, both.timestamps_ms[i], both.xyz[i], both.world[i], both.visibility[i])[1]
+    reps += live.finish()
+    assert [(r.result.side, r.counted.partial) for r in reps] == [(r.side, False) for r in offline.reps]
+    assert live.counter.count == 6
 
 
 def test_realtime_camera_with_a_slow_consumer_drops_frames_and_shows_fresh_ones():

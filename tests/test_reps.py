@@ -349,6 +349,22 @@ def test_online_shallow_verdict_uses_reps_so_far():
     assert [r.partial for r in run_online(t, d)] == [False, False, False, False, True]
 
 
+def test_online_new_set_judges_shallow_against_its_own_reps():
+    t, d, reps = clip([0.3, 0.3, 0.3, 0.12, 0.12, 0.12])
+    assert [r.partial for r in run_online(t, d)] == [False] * 3 + [True] * 3
+    between = truth(reps)[2][2] + 0.5  # after the third rep ends, before the fourth starts
+    assert between < truth(reps)[3][0]
+    counter, found, started = RepCounter(), [], False
+    for ti, di in zip(t.tolist(), d.tolist()):
+        if ti >= between and not started:
+            counter.new_set()
+            started = True
+        if (r := counter.update(ti, di)):
+            found.append(r)
+    found += counter.finish()
+    assert [r.partial for r in found] == [False] * 6 and counter.count == 6
+
+
 def test_counter_rejects_time_going_back():
     counter = RepCounter()
     counter.update(1.0, 0.0)
