@@ -296,7 +296,7 @@ def batch(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (a non-local one needs --token).")
                     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 8000,
     data: Annotated[Path, typer.Option("--data", help="Folder for the database and the clips.")
                     ] = Path("formcheck-data"),
     token: Annotated[Optional[str], typer.Option(
@@ -325,7 +325,8 @@ def show_settings(
     """Print every setting with its value (defaults, or as a TOML file and --set change them)."""
     from formcheck.settings import describe
 
-    out.print(describe(_settings(settings_file, set_)), markup=False)
+    text = describe(_settings(settings_file, set_))
+    sys.stdout.write(text + "\n")  # as is: a terminal-width wrap would break the TOML
 
 
 @app.command()
@@ -356,7 +357,30 @@ def main() -> None:
     from formcheck._native import filter_native_stderr
 
     filter_native_stderr()  # MediaPipe/LiteRT log to fd 2 at any frame; users see only ours
-    app(prog_name="formcheck")
+    errors = _click_exceptions()
+    try:
+        code = app(prog_name="formcheck", standalone_mode=False)
+    except errors.NoArgsIsHelpError as exc:  # bare "formcheck": the help, as click shows it
+        exc.show()
+        sys.exit(exc.exit_code)
+    except errors.ClickException as exc:  # a mistake on the command line: one line, exit 2
+        where = exc.ctx.command_path if getattr(exc, "ctx", None) else "formcheck"
+        message = " ".join(exc.format_message().split())
+        err.print(f"[bold red]error:[/] {escape(message)} (see '{where} --help')", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except errors.Abort:  # Ctrl-C while click reads the command line
+        err.print("interrupted")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_exceptions():
+    """The click that typer raises from: its own copy (typer >= 0.2x) or the click package."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -42,6 +42,8 @@ class Settings:
     def replace(self, section: str, **values: Any) -> "Settings":
         """A copy with some values of one section changed (validated)."""
         current = getattr(self, section)
+        types = {f.name: f.type for f in fields(current)}
+        values = {k: _typed(section, k, v, types.get(k)) for k, v in values.items()}
         try:
             new = dataclasses.replace(current, **values)
         except (TypeError, ValueError) as exc:
@@ -53,6 +55,24 @@ class Settings:
 
 
 SECTIONS = {f.name: f.type for f in fields(Settings)}
+_KINDS = {"float": (float, "a number"), "int": (int, "a whole number"),
+          "bool": (bool, "true or false"), "str": (str, "a string in quotes or a bare word")}
+
+
+def _typed(section: str, name: str, value: Any, annotation: Any) -> Any:
+    """``value`` as the field's type (an int where a float is wanted is fine), or one clear error."""
+    kind = _KINDS.get(annotation if isinstance(annotation, str) else getattr(annotation, "__name__", ""))
+    if kind is None:
+        return value
+    want, words = kind
+    if isinstance(value, bool) and want is not bool:
+        pass  # true/false is not a number
+    elif want is float and isinstance(value, int | float):
+        return float(value)
+    elif isinstance(value, want):
+        return value
+    shown = ("true" if value else "false") if isinstance(value, bool) else repr(value)
+    raise SettingsError(f"[{section}] {name} must be {words}, not {shown}")
 
 
 def load_settings(path: str | Path | None) -> Settings:

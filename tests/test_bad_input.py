@@ -68,6 +68,18 @@ def dev02_frames():
     return [f.image for f in read_frames(DEV02)]
 
 
+@pytest.mark.parametrize("args, words", [
+    (["analyze"], "missing argument 'video'"),
+    (["analyze", "-j", "0", str(DEV02)], "--workers"),
+    (["frobnicate"], "no such command 'frobnicate'"),
+    (["live", "--camera"], "'--camera' requires an argument"),
+])
+def test_a_command_line_mistake_is_one_line_with_where_to_look(args, words):
+    r = cli(*args)
+    assert r.returncode == 2
+    one_line_error(r, words, "--help")
+
+
 def test_a_clip_with_no_person(tmp_path):
     rng = np.random.default_rng(0)
     frames = [np.full((360, 240, 3), 90, np.uint8) + rng.integers(0, 20, (360, 240, 3), dtype=np.uint8)

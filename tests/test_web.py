@@ -345,6 +345,10 @@ def test_serve_with_an_unusable_data_folder_or_a_busy_port_is_one_line(tmp_path)
         r = _serve_cli("--data", str(tmp_path / "data"), "--port", str(port))
     assert r.returncode != 0 and "Traceback" not in r.stderr and "serving" not in r.stdout
     assert len(r.stderr.strip().splitlines()) == 1 and f"127.0.0.1:{port}" in r.stderr
+    assert not (tmp_path / "data").exists()  # nothing created for a server that never ran
+    r = _serve_cli("--data", str(tmp_path / "data"), "--port", "99999")
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()]
+    assert "--port" in r.stderr and "65535" in r.stderr and not (tmp_path / "data").exists()
 
 
 def test_a_clip_deleted_mid_analysis_is_removed_when_the_server_restarts(tmp_path):

@@ -363,17 +363,21 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data_dir: str | os.PathLike
     if not is_loopback(host) and not token:
         raise SettingsError(f"refusing to listen on {host} without a token: anyone on the network could "
                             "see and delete clips (add --token, or keep the default 127.0.0.1)")
-    app = create_app(data_dir, token=token, **options)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:  # bound here, so that a busy port is one line before anything claims to be serving
+    try:  # bound first: a busy port is one line, before anything is created or claims to serve
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         raise FormcheckError(f"cannot listen on {host}:{port}: {exc.strerror or exc}"
                              + (" (another server is using it? try --port)" if exc.errno == errno.EADDRINUSE
                                 else "")) from None
+    try:
+        app = create_app(data_dir, token=token, **options)
+    except BaseException:
+        sock.close()
+        raise
     shown = f"[{host}]" if ":" in host else host
     print(f"formcheck: serving {Path(data_dir).resolve()} at http://{shown}:{port}/"
           + (f"?token={token}" if token else ""), flush=True)
