@@ -31,7 +31,7 @@ class LegSeries:
     shin_lean_deg: np.ndarray  # side view, forward positive (needs facing)
     knee_past_toes: np.ndarray  # side view, / shank length
     leg_visibility: np.ndarray  # mean visibility of hip, knee, ankle
-    ankle_seen: np.ndarray  # 1.0 where the ankle is inside the frame and visible, else 0.0
+    ankle_seen: np.ndarray  # 1.0 where the ankle is visible and the whole foot in frame, else 0.0
 
 
 @dataclass(frozen=True)
@@ -62,12 +62,24 @@ def nanmean_rows(rows: list[np.ndarray]) -> np.ndarray:
 MIN_VISIBILITY = 0.5  # MediaPipe's own default threshold for a landmark being visible
 
 
-def _seen(seq: PoseSequence, landmark: L) -> np.ndarray:
-    """1.0 where ``landmark`` lies inside the frame with visibility >= MIN_VISIBILITY."""
-    xy = seq.xyz[:, landmark, :2]
-    inside = np.all((xy >= 0.0) & (xy <= 1.0), axis=1)
-    visible = np.nan_to_num(seq.visibility[:, landmark]) >= MIN_VISIBILITY
-    return (inside & visible).astype(float)
+def _seen(seq: PoseSequence, landmark: L, *below: L) -> np.ndarray:
+    """1.0 where ``landmark`` lies inside the frame with visibility >= MIN_VISIBILITY.
+
+    ``below``: landmarks that must be inside the frame too (their visibility
+    does not matter). For the ankle, the heel and the toes: when the frame cuts
+    the foot, MediaPipe keeps the ankle just inside the edge with a high
+    visibility (a foot cut 30 px below the ankle read the ankle 3 px from the
+    edge at visibility 0.98, and a true 0 deg knee as 4 deg), while the cut
+    toes are placed outside.
+    """
+    def inside(j: L) -> np.ndarray:
+        xy = seq.xyz[:, j, :2]
+        return np.all((xy >= 0.0) & (xy <= 1.0), axis=1)
+
+    ok = inside(landmark) & (np.nan_to_num(seq.visibility[:, landmark]) >= MIN_VISIBILITY)
+    for j in below:
+        ok &= inside(j)
+    return ok.astype(float)
 
 
 def _upright(length: np.ndarray) -> float:
@@ -110,7 +122,7 @@ def compute_series(seq: PoseSequence, facing: float | np.ndarray,
     shoulders = px(L.LEFT_SHOULDER), px(L.RIGHT_SHOULDER)
     legs = {}
     for side in (Side.LEFT, Side.RIGHT):
-        hip_l, knee_l, ankle_l, _heel_l, toe_l = LEG[side]
+        hip_l, knee_l, ankle_l, heel_l, toe_l = LEG[side]
         other_hip_l = LEG[side.other][0]
         hip, knee, ankle, toe, other_hip = px(hip_l), px(knee_l), px(ankle_l), px(toe_l), px(other_hip_l)
         hjc = corrected_hip_px(hip, other_hip, knee, correction, shoulder=shoulders[0],
@@ -127,7 +139,7 @@ def compute_series(seq: PoseSequence, facing: float | np.ndarray,
             shin_lean_deg=g.shin_lean_deg(ankle, knee, facing),
             knee_past_toes=g.knee_past_toes(knee, ankle, toe, facing),
             leg_visibility=nanmean_rows([seq.visibility[:, i] for i in (hip_l, knee_l, ankle_l)]),
-            ankle_seen=_seen(seq, ankle_l),
+            ankle_seen=_seen(seq, ankle_l, heel_l, toe_l),
         )
     hip_c = g.midpoint(px(L.LEFT_HIP), px(L.RIGHT_HIP))
     sh_c = g.midpoint(px(L.LEFT_SHOULDER), px(L.RIGHT_SHOULDER))
