@@ -101,12 +101,14 @@ class SideSummary:
     trunk_mean_deg: float | None
     trunk_worst_deg: float | None
     faults: int
+    # The trunk figures are estimates (no rep of this side had a view that measures trunk lean).
+    trunk_estimate: bool = False
 
     def to_dict(self) -> dict:
         return {"side": self.side.value, "reps": self.reps, "partial_reps": self.partial_reps,
                 "fppa_mean_deg": _r(self.fppa_mean_deg), "fppa_worst_deg": _r(self.fppa_worst_deg),
                 "trunk_mean_deg": _r(self.trunk_mean_deg), "trunk_worst_deg": _r(self.trunk_worst_deg),
-                "faults": self.faults}
+                "trunk_estimate": self.trunk_estimate, "faults": self.faults}
 
 
 @dataclass
@@ -503,12 +505,15 @@ def _side_summaries(results: list[RepResult]) -> dict[Side, SideSummary]:
             continue
         full = [r for r in reps if not r.rep.partial]
         fppa = [r.fppa_deg for r in full if r.fppa_deg is not None]
-        trunk = [r.trunk_flexion_deg for r in full if r.trunk_flexion_deg is not None]
+        # Measured trunk lean when any rep has it; estimates are never averaged in with it.
+        measured = [r.trunk_flexion_deg for r in full
+                    if r.trunk_flexion_deg is not None and not r.trunk_estimate]
+        trunk = measured or [r.trunk_flexion_deg for r in full if r.trunk_flexion_deg is not None]
         out[side] = SideSummary(
             side, len(full), len(reps) - len(full),
             float(np.mean(fppa)) if fppa else None, max(fppa) if fppa else None,
             float(np.mean(trunk)) if trunk else None, max(trunk) if trunk else None,
-            sum(r.worst is Verdict.FAULT for r in full))
+            sum(r.worst is Verdict.FAULT for r in full), trunk_estimate=bool(trunk) and not measured)
     return out
 
 
@@ -525,6 +530,11 @@ def _compare(sides: dict[Side, SideSummary], settings: Settings) -> dict:
         lv, rv = getattr(left, f"{key}_mean_deg"), getattr(right, f"{key}_mean_deg")
         if lv is None or rv is None:
             out[key] = {"difference_deg": None, "weaker": None, "note": f"{label} not measured on both sides"}
+            continue
+        if key == "trunk" and (left.trunk_estimate or right.trunk_estimate):
+            out[key] = {"difference_deg": None, "weaker": None,
+                        "note": "trunk lean is only estimated from this view (film from the side "
+                                "to compare the legs)"}
             continue
         diff = lv - rv
         if abs(diff) < sdd:
@@ -553,8 +563,18 @@ def _notes(ctx: ClipContext, results: list[RepResult], raw: PoseSequence,
         notes.append(f"{v.view.value.capitalize()} view: trunk lean is only estimated from the "
                      "trunk's foreshortening; film from the side to measure it.")
     elif v.view is View.OBLIQUE:
-        notes.append(f"Oblique view (about {abs(v.yaw_deg):.0f} deg off frontal): neither FPPA nor "
-                     "trunk lean can be measured reliably; film square to the front or the side.")
+        estimated = [name for name, flag in (
+            ("knee valgus", any(r.checks["knee_valgus"].estimate and r.checks["knee_valgus"].value is not None
+                                for r in results)),
+            ("trunk lean", any(r.trunk_estimate and r.trunk_flexion_deg is not None for r in results)))
+            if flag]
+        what = (f"{' and '.join(estimated)} only estimated (marked ~)"
+                if estimated else "neither FPPA nor trunk lean can be measured from this angle")
+        if any(r.view is not View.OBLIQUE and (r.fppa_deg is not None or (
+                r.trunk_flexion_deg is not None and not r.trunk_estimate)) for r in results):
+            what += " (reps filmed from another angle are measured as usual)"
+        notes.append(f"Oblique view (about {abs(v.yaw_deg):.0f} deg off frontal): {what}; film square "
+                     "to the front (knee) or the side (trunk) to measure.")
     else:
         notes.append("The camera view could not be recognised: nothing could be measured reliably.")
     if raw.detection_rate < 0.8:

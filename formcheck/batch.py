@@ -136,6 +136,7 @@ def clip_summary(a) -> dict:
         for key in ("fppa_worst", "fppa_mean", "trunk_mean", "trunk_worst"):
             value = getattr(s, f"{key}_deg") if s else None
             out[f"{key}_{side}_deg"] = None if value is None else round(float(value), 1)
+        out[f"trunk_estimate_{side}"] = bool(s and s.trunk_estimate)
     return out
 
 

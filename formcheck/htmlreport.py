@@ -171,7 +171,7 @@ def _side_table(a) -> str:
 
 
 def _trunk_estimated(a, side: Side) -> bool:
-    return any(r.trunk_estimate for r in a.full_reps if r.side is side)
+    return a.sides[side].trunk_estimate if side in a.sides else False
 
 
 def _video(base_dir: Path, rel: str | None, embed: bool) -> str:
@@ -322,8 +322,9 @@ def _left_right(a) -> str:
     if not sides:
         return ""
     groups = []
+    est = " (estimate)" if any(a.sides[s].trunk_estimate for s in sides) else ""
     for key, label in (("fppa_mean_deg", "FPPA mean"), ("fppa_worst_deg", "FPPA worst"),
-                       ("trunk_mean_deg", "trunk mean"), ("trunk_worst_deg", "trunk worst")):
+                       ("trunk_mean_deg", "trunk mean" + est), ("trunk_worst_deg", "trunk worst" + est)):
         groups.append((label, [(s.value, SIDE_COLOURS[s], getattr(a.sides[s], key)) for s in sides]))
     svg = bar_chart(groups, title="Left vs right", y_label="degrees")
     comp = a.comparison

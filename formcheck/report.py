@@ -69,9 +69,11 @@ def print_analysis(a: Analysis, console: Console) -> None:
                   (f", {len(a.reps) - len(a.full_reps)} partial (not counted)"
                    if len(a.reps) > len(a.full_reps) else ""))
     for side, s in a.sides.items():
+        est = "~" if s.trunk_estimate else ""
         console.print(f"  {side.value:>5}: {s.reps} reps, FPPA mean {_fmt(s.fppa_mean_deg)} "
-                      f"worst {_fmt(s.fppa_worst_deg)}, trunk mean {_fmt(s.trunk_mean_deg)} "
-                      f"worst {_fmt(s.trunk_worst_deg)}, faults {s.faults}")
+                      f"worst {_fmt(s.fppa_worst_deg)}, trunk mean {_fmt(s.trunk_mean_deg)}{est} "
+                      f"worst {_fmt(s.trunk_worst_deg)}{est}"
+                      + (" (estimates)" if est else "") + f", faults {s.faults}")
     comp = a.comparison
     if comp.get("available"):
         for key in ("fppa", "trunk"):

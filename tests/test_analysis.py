@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from collections import defaultdict
@@ -154,6 +155,42 @@ def test_a_right_leg_set_then_a_left_leg_set_are_compared(pose_of, tmp_path):
     assert a.comparison["available"]
     # right 0/20/30 (mean ~17 read), left 25/25/25 (~23 read): within the 8 deg SDD.
     assert a.comparison["fppa"]["difference_deg"] is not None
+    # both front views: trunk lean only estimated, so it is flagged and not compared
+    assert a.sides[Side.LEFT].trunk_estimate and a.sides[Side.RIGHT].trunk_estimate
+    assert a.comparison["trunk"]["weaker"] is None and "estimated" in a.comparison["trunk"]["note"]
+
+
+def test_estimated_trunk_lean_is_flagged_and_never_averaged_with_measured(pose_of):
+    """The same right-leg dips filmed from the side, then from the front, in one clip."""
+    from formcheck.analysis import analyze_pose
+    from formcheck.pose import PoseSequence
+
+    side = pose_of(SAMPLES / "dev05_slsR_side_lean10-40-10.mp4")
+    front = pose_of(SAMPLES / "dev02_slsR_front_fppa0-20-30.mp4")
+    front = front.with_arrays(timestamps_ms=front.timestamps_ms + side.timestamps_ms[-1] + 1000 / 30)
+    a = analyze_pose(PoseSequence.concatenate([side, front]))
+    measured = [r.trunk_flexion_deg for r in a.full_reps if r.trunk_flexion_deg is not None
+                and not r.trunk_estimate]
+    estimated = [r for r in a.full_reps if r.trunk_estimate]
+    assert len(measured) == 3 and estimated  # the side-view reps are measured
+    summary = a.sides[Side.RIGHT]
+    assert not summary.trunk_estimate
+    assert summary.trunk_mean_deg == pytest.approx(np.mean(measured))
+    assert summary.trunk_worst_deg == pytest.approx(max(measured))
+    d = a.to_dict()["sides"]["right"]
+    assert d["trunk_estimate"] is False
+
+
+def test_front_view_summary_marks_trunk_lean_as_an_estimate(tmp_path):
+    out = tmp_path / "a.json"
+    r = subprocess.run([sys.executable, "-m", "formcheck", "analyze",
+                        str(SAMPLES / "dev02_slsR_front_fppa0-20-30.mp4"), "--json", str(out)],
+                       capture_output=True, text=True, timeout=300, env={**os.environ,
+                                                                         "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.strip().startswith("right:"))
+    assert "trunk mean" in line and "~" in line and "(estimates)" in line
+    assert json.loads(out.read_text())["sides"]["right"]["trunk_estimate"] is True
 
 
 def _label_reps() -> dict:

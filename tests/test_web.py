@@ -370,3 +370,23 @@ def test_a_clip_deleted_mid_analysis_is_removed_when_the_server_restarts(tmp_pat
     assert db.clip("a" * 16) is None and not (tmp_path / "clips" / ("a" * 16)).exists()
     assert db.clip("b" * 16) is not None and (tmp_path / "clips" / ("b" * 16) / "source.mp4").exists()
     db.close()
+
+
+def test_library_and_athlete_charts_keep_trunk_estimates_apart():
+    from formcheck.rules import Thresholds
+    from formcheck.web.views import _trunk_cell, _weighted, athlete_charts
+
+    front = {"view": "front", "reps_right": 3, "trunk_mean_right_deg": 24.0, "trunk_estimate_right": True,
+             "fppa_mean_right_deg": 14.0}
+    side = {"view": "side", "reps_right": 3, "trunk_mean_right_deg": 20.0, "trunk_estimate_right": False,
+            "fppa_mean_right_deg": None}
+    old_front = {"view": "front", "reps_right": 3, "trunk_mean_right_deg": 30.0}  # saved before the flag
+    assert _trunk_cell(front) == "24°~ (estimate)" and _trunk_cell(side) == "20°"
+    assert _trunk_cell(old_front).endswith("(estimate)")
+    clips = [{"summary": s} for s in (front, side, old_front)]
+    assert _weighted(clips, "trunk_mean", "right") == pytest.approx(20.0)  # measured only
+    assert _weighted(clips, "fppa_mean", "right") == pytest.approx(14.0)
+    done = [{"status": "done", "summary": s, "session_date": f"2026-11-0{i + 1}", "uploaded_at": str(i)}
+            for i, s in enumerate((front, side))]
+    html = athlete_charts(done, Thresholds())
+    assert "trunk mean (measured)" in html

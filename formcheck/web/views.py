@@ -44,11 +44,20 @@ def _deg(x) -> str:
     return "-" if x is None else f"{x:.0f}°"
 
 
+def _trunk_cell(summary: dict) -> str:
+    """The library's trunk-mean cell: the first leg with a figure, ``~`` marking an estimate."""
+    for side in ("right", "left", "both"):
+        value = summary.get(f"trunk_mean_{side}_deg")
+        if value is not None:
+            return _deg(value) + ("~ (estimate)" if _trunk_estimate(summary, side) else "")
+    return "-"
+
+
 class Pages:
     def __init__(self, limits: dict, thresholds: Thresholds | None = None) -> None:
         self.limits, self.t = limits, thresholds or Thresholds()
         self.env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
-        self.env.globals.update(limits=limits, safety=SAFETY_NOTE, status_text=status_text, deg=_deg,
+        self.env.globals.update(limits=limits, safety=SAFETY_NOTE, status_text=status_text, deg=_deg, trunk_cell=_trunk_cell,
                                 max_bytes=int(limits["max_upload_mb"] * 1024 * 1024))
 
     def _render(self, name: str, status: int = 200, **ctx) -> HTMLResponse:
@@ -79,9 +88,17 @@ class Pages:
 
 
 def _weighted(clips: list[dict], key: str, side: str) -> float | None:
+    if key.startswith("trunk"):  # measured trunk lean only: estimates are not averaged in
+        clips = [c for c in clips if not _trunk_estimate(c["summary"], side)]
     pairs = [(c["summary"].get(f"{key}_{side}_deg"), c["summary"].get(f"reps_{side}") or 0) for c in clips]
     pairs = [(v, n) for v, n in pairs if v is not None and n]
     return sum(v * n for v, n in pairs) / sum(n for _, n in pairs) if pairs else None
+
+
+def _trunk_estimate(summary: dict, side: str) -> bool:
+    """The clip's trunk figures for ``side`` are estimates (summaries from before the flag: by view)."""
+    flag = summary.get(f"trunk_estimate_{side}")
+    return bool(flag) if flag is not None else summary.get("view") != "side"
 
 
 def athlete_charts(clips: list[dict], t: Thresholds) -> str:
@@ -94,7 +111,7 @@ def athlete_charts(clips: list[dict], t: Thresholds) -> str:
     parts = []
     groups = [(label, [(s, SIDE_COLOURS[Side(s)], _weighted(done, key, s)) for s in sides])
               for key, label in (("fppa_mean", "FPPA mean"), ("fppa_worst", "FPPA worst"),
-                                 ("trunk_mean", "trunk mean"))]
+                                 ("trunk_mean", "trunk mean (measured)"))]
     parts.append(f"<figure>{bar_chart(groups, title='Left vs right, all sessions', y_label='degrees')}"
                  "<figcaption>Rep-weighted means over every analysed clip.</figcaption></figure>")
     left, right = _weighted(done, "fppa_mean", "left"), _weighted(done, "fppa_mean", "right")
@@ -120,7 +137,7 @@ def athlete_charts(clips: list[dict], t: Thresholds) -> str:
         lines = []
         for s in sides:
             pts = [(day[c["session_date"]], c["summary"].get(f"{key}_{s}_deg")) for c in done
-                   if key != "trunk_mean" or c["summary"].get("view") == "side"]  # else an estimate
+                   if key != "trunk_mean" or not _trunk_estimate(c["summary"], s)]
             pts = [(x, y) for x, y in pts if y is not None]
             if pts:
                 xs, ys = np.array(pts, dtype=float).T
