@@ -311,7 +311,7 @@ def _shift(rep: Rep, offset: int) -> Rep:
 def _view_at(ctx: ClipContext, t_s: float) -> View:
     for seg in ctx.view.per_segment:
         if seg.start_s <= t_s <= seg.end_s:
-            return seg.view if seg.confidence >= 0.0 else View.UNKNOWN
+            return seg.view
     return ctx.view.view
 
 

@@ -66,8 +66,6 @@ class Thresholds:
     fppa_sdd_deg: float = 8.0
     # Trunk lean side difference below this is noise (2x the trunk SEM ~ 2.5-3 deg).
     trunk_sdd_deg: float = 6.0
-    # The camera view must be recognised at least this surely to measure.
-    min_view_confidence: float = 0.5
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -95,7 +93,6 @@ _RANGES = {
     "knee_width_change_watch": (0.0, 2.0),
     "knee_width_change_fault": (0.0, 2.0),
     "shallow_knee_flexion_deg": (0.0, 150.0),
-    "min_view_confidence": (0.0, 1.0),
     "fppa_sdd_deg": (0.0, 45.0),
     "trunk_sdd_deg": (0.0, 45.0),
 }
