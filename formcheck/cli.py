@@ -93,7 +93,8 @@ SetOpt = Annotated[Optional[list[str]], typer.Option(
 def pose(
     video: VideoArg,
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Write landmarks to OUT.json, OUT.csv or OUT.npz.")] = None,
+        "--output", "-o", help="Write landmarks to OUT.json, OUT.csv or OUT.npz (default: JSON on "
+                               "stdout).")] = None,
     raw: Annotated[bool, typer.Option(help="Write the raw landmarks (no smoothing or gap filling).")
                    ] = False,
     settings_file: SettingsOpt = None,
@@ -111,7 +112,8 @@ def pose(
     settings = _settings(settings_file, set_)
     if model != "full":
         settings = settings.replace("model", model=model)
-    if output is not None:
+    to_stdout = output is None or str(output) == "-"
+    if not to_stdout:
         check_output_path(output, (".json", ".csv", ".npz"))
     info = probe(video)
     with _Bar(info.frame_count, f"pose {video.name}", quiet) as bar:
@@ -121,7 +123,14 @@ def pose(
         seq = smooth(seq, settings.smoothing)
     err.print(f"{video.name}: {info.width}x{info.height}, {seq.fps:.2f} fps, {len(seq)} frames, "
               f"person found in {seq.detection_rate:.0%}")
-    if output is not None:
+    if to_stdout:
+        import json
+
+        from formcheck.landmark_io import pose_to_dict
+
+        json.dump(pose_to_dict(seq), sys.stdout, separators=(",", ":"))
+        sys.stdout.write("\n")
+    else:
         write_pose(seq, output)
         err.print(f"wrote {output}")
 

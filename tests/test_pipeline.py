@@ -184,3 +184,13 @@ def test_pose_command_writes_json_csv_and_npz(tmp_path, pose_of):
         assert r.returncode == 0 and (tmp_path / f"p{suffix}").stat().st_size > 0
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert len(rows) == 33 * len(d["frames"])
+
+
+def test_pose_without_an_output_writes_the_json_to_stdout(pose_of):
+    import json
+
+    r = _cli("pose", str(SAMPLES / "dev06_dls_front_fppa0-15-25.mp4"), "-q")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert len(d["frames"]) == len(pose_of(SAMPLES / "dev06_dls_front_fppa0-15-25.mp4"))
+    assert "person found in" in r.stderr  # the summary stays off stdout
