@@ -214,6 +214,9 @@ def open_camera(spec: int | str | os.PathLike[str], *, realtime: bool = True) ->
     text = os.fspath(spec)
     if text.strip().isdigit():
         return CameraSource(int(text))
+    if text.strip().startswith("-") and text.strip()[1:].isdigit():
+        raise CameraError(f"camera index {text.strip()} is not valid: use 0 for the first camera, "
+                          "1 for the next, ...")
     if "://" in text or text.startswith("/dev/video"):
         return CameraSource(text)
     return FileCamera(text, realtime=realtime)

@@ -135,6 +135,10 @@ def pose(
         err.print(f"wrote {output}")
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _settings(path: Path | None, overrides: list[str] | None):
     from formcheck.settings import apply_overrides, load_settings
 
@@ -250,7 +254,7 @@ def live(
         summary = run_live(cam, headless=headless, record=record, mirror=mirror,
                            on_rep=lambda rep: out.print(rep.line), settings=settings)
     stopped = " (stopped with Ctrl-C)" if summary.interrupted else ""
-    err.print(f"{summary.rep_count} reps; {summary.frames} frames shown, {summary.dropped} dropped{stopped}")
+    err.print(f"{_plural(summary.rep_count, 'rep')}; {summary.frames} frames shown, {summary.dropped} dropped{stopped}")
     if record is not None:
         err.print(f"wrote {record}")
 
@@ -294,8 +298,10 @@ def batch(
     failed = [c for c in result.clips if c.status != "ok"]
     for c in failed:
         err.print(f"failed: {escape(c.error or str(c.path))}", soft_wrap=True)
-    err.print(f"{len(ok)} clips analysed ({sum(c.reused for c in ok)} already done), "
-              f"{len(failed)} failed; summary: {escape(str(result.summary_csv))}", soft_wrap=True)
+    reused = sum(c.reused for c in ok)
+    done = f"{_plural(len(ok) - reused, 'clip')} analysed" + (f", {reused} already done before" if reused else "")
+    err.print(f"{done}, {len(failed)} failed; summary: {escape(str(result.summary_csv))}",
+              soft_wrap=True)
     if failed:  # scripts must see that some clips have no results
         raise typer.Exit(1)
 

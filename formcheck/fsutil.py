@@ -18,7 +18,7 @@ def folder_problem(folder: Path) -> str | None:
     try:
         fd, probe = tempfile.mkstemp(prefix=".formcheck-probe-", dir=folder)
     except OSError as exc:
-        return f"folder {folder} is not writable ({exc.strerror or exc})"
+        return f"no file can be created in folder {folder} ({exc.strerror or exc})"
     os.close(fd)
     os.unlink(probe)
     return None

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -70,7 +71,7 @@ def print_analysis(a: Analysis, console: Console) -> None:
                    if len(a.reps) > len(a.full_reps) else ""))
     for side, s in a.sides.items():
         est = "~" if s.trunk_estimate else ""
-        console.print(f"  {side.value:>5}: {s.reps} reps, FPPA mean {_fmt(s.fppa_mean_deg)} "
+        console.print(f"  {side.value:>5}: {s.reps} rep{'' if s.reps == 1 else 's'}, FPPA mean {_fmt(s.fppa_mean_deg)} "
                       f"worst {_fmt(s.fppa_worst_deg)}, trunk mean {_fmt(s.trunk_mean_deg)}{est} "
                       f"worst {_fmt(s.trunk_worst_deg)}{est}"
                       + (" (estimates)" if est else "") + f", faults {s.faults}")
@@ -79,10 +80,16 @@ def print_analysis(a: Analysis, console: Console) -> None:
         for key in ("fppa", "trunk"):
             console.print(f"  left vs right ({'knee valgus' if key == 'fppa' else 'trunk lean'}): "
                           f"{comp[key]['note']}")
-    reasons = sorted({c.reason for r in a.reps for c in r.checks.values()
-                      if c.verdict is Verdict.NOT_MEASURABLE and c.reason})
-    for reason in reasons:
-        console.print(f"  [bright_black]not measured: {reason}[/]")
+    reasons: dict[str, list[int]] = {}  # the same reason for several reps: one line naming them
+    for r in a.reps:
+        for c in r.checks.values():
+            if c.verdict is Verdict.NOT_MEASURABLE and c.reason:
+                reps = reasons.setdefault(c.reason, [])
+                if r.index not in reps:
+                    reps.append(r.index)
+    for reason, reps in sorted(reasons.items(), key=lambda kv: kv[1]):
+        which = f"rep {reps[0]}" if len(reps) == 1 else "reps " + ", ".join(map(str, reps))
+        console.print(f"  [bright_black]not measured ({which}): {escape(reason)}[/]")
     for note in a.notes:
         console.print(f"  [cyan]note:[/] {note}")
     console.print(f"  [bright_black]{SAFETY_NOTE}[/]")

@@ -235,4 +235,4 @@ def test_batch_command_logs_each_clip_and_exits_non_zero_when_a_clip_failed(batc
     assert [line.split("]")[0] for line in lines[:4]] == ["[1/4", "[2/4", "[3/4", "[4/4"]
     assert any(line.endswith(f"reused {DEV02.name}") for line in lines)
     assert any(" failed notes.mp4: " in line for line in lines)
-    assert "2 clips analysed (2 already done), 2 failed" in lines[-1]
+    assert "0 clips analysed, 2 already done before, 2 failed" in lines[-1]

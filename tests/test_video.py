@@ -336,3 +336,5 @@ def test_open_camera_dispatch(clip: Path) -> None:
         open_camera("7")
     with pytest.raises(InputError, match="file not found"):
         open_camera("/no/such/clip.mp4")
+    with pytest.raises(CameraError, match="camera index -1 is not valid"):
+        open_camera("-1")
