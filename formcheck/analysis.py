@@ -232,7 +232,7 @@ def analyze_pose(raw: PoseSequence, *, settings: Settings | None = None,
                                       upright_trunk=upright_trunk,
                                       width_rule=ex is Exercise.SQUAT))
     sides = _side_summaries(results)
-    comparison = _compare(sides, settings)
+    comparison = _compare(sides, settings, results)
     notes.extend(_notes(ctx, results, raw, info))
     return Analysis(source=source, info=info, pose=seq, raw_pose=raw, series=series, context=ctx,
                     exercise=ex, reps=results, sides=sides, comparison=comparison, notes=notes,
@@ -517,14 +517,28 @@ def _side_summaries(results: list[RepResult]) -> dict[Side, SideSummary]:
     return out
 
 
-def _compare(sides: dict[Side, SideSummary], settings: Settings) -> dict:
-    """Left vs right: which side is weaker, if the difference exceeds the SDD."""
+def _compare(sides: dict[Side, SideSummary], settings: Settings,
+             results: list[RepResult] = ()) -> dict:
+    """Left vs right: which side is weaker, if the difference exceeds the SDD.
+
+    From a set on each leg; failing that, from both knees within the squats
+    (the same reps, so only knee valgus: a squat has one trunk).
+    """
     left, right = sides.get(Side.LEFT), sides.get(Side.RIGHT)
-    if left is None or right is None:
-        return {"available": False,
-                "note": "left vs right needs reps on both legs (film a set on each leg)"}
     t = settings.thresholds
-    out: dict = {"available": True}
+    if left is None or right is None:
+        knees = _squat_knees(results)
+        if knees is None:
+            return {"available": False,
+                    "note": "left vs right needs reps on both legs (film a set on each leg)"}
+        lv, rv, n = knees
+        out = {"available": True, "basis": "both knees in the squats", "reps": n,
+               "fppa": _difference(lv - rv, t.fppa_sdd_deg, "knee valgus", "knee"),
+               "trunk": {"difference_deg": None, "weaker": None,
+                         "note": "one trunk in a squat: no left vs right"}}
+        out["fppa"].update(left_mean_valgus_deg=_r(lv), right_mean_valgus_deg=_r(rv))
+        return out
+    out: dict = {"available": True, "basis": "a set on each leg"}
     for key, sdd, label in (("fppa", t.fppa_sdd_deg, "knee valgus"),
                             ("trunk", t.trunk_sdd_deg, "trunk lean")):
         lv, rv = getattr(left, f"{key}_mean_deg"), getattr(right, f"{key}_mean_deg")
@@ -536,17 +550,41 @@ def _compare(sides: dict[Side, SideSummary], settings: Settings) -> dict:
                         "note": "trunk lean is only estimated from this view (film from the side "
                                 "to compare the legs)"}
             continue
-        diff = lv - rv
-        if abs(diff) < sdd:
-            out[key] = {"difference_deg": _r(diff), "weaker": None,
-                        "note": f"no clear difference ({abs(diff):.1f} deg is below the "
-                                f"{sdd:g} deg smallest detectable difference)"}
-        else:
-            weaker = "left" if diff > 0 else "right"
-            out[key] = {"difference_deg": _r(diff), "weaker": weaker,
-                        "note": f"more {label} on the {weaker} leg by {abs(diff):.1f} deg: "
-                                f"work off the weaker side"}
+        if key == "fppa":  # an imbalance of valgus: knees pushed out (negative FPPA) count as 0
+            lv, rv = max(lv, 0.0), max(rv, 0.0)
+        out[key] = _difference(lv - rv, sdd, label, "leg")
     return out
+
+
+def _difference(diff: float, sdd: float, label: str, part: str) -> dict:
+    if abs(diff) < sdd:
+        return {"difference_deg": _r(diff), "weaker": None,
+                "note": f"no clear difference ({abs(diff):.1f} deg is below the "
+                        f"{sdd:g} deg smallest detectable difference)"}
+    weaker = "left" if diff > 0 else "right"
+    return {"difference_deg": _r(diff), "weaker": weaker,
+            "note": f"more {label} on the {weaker} {part} by {abs(diff):.1f} deg: "
+                    f"work off the weaker side"}
+
+
+def _squat_knees(results) -> tuple[float, float, int] | None:
+    """Mean valgus of the left and of the right knee over the full squat reps that measured both.
+
+    Valgus is FPPA with knees pushed out (negative FPPA, common in deep squats)
+    counted as 0: a difference in how far the knees go out is not an imbalance
+    of valgus.
+    """
+    pairs = []
+    for r in results:
+        c = r.checks.get("knee_valgus")
+        per_leg = c.extra.get("per_leg_deg", {}) if c is not None and r.fppa_deg is not None else {}
+        if r.side is Side.BOTH and not r.rep.partial and \
+                per_leg.get("left") is not None and per_leg.get("right") is not None:
+            pairs.append((max(per_leg["left"], 0.0), max(per_leg["right"], 0.0)))
+    if not pairs:
+        return None
+    lv, rv = np.mean(pairs, axis=0)
+    return float(lv), float(rv), len(pairs)
 
 
 def _notes(ctx: ClipContext, results: list[RepResult], raw: PoseSequence,

@@ -329,7 +329,8 @@ def _left_right(a) -> str:
     svg = bar_chart(groups, title="Left vs right", y_label="degrees")
     comp = a.comparison
     if comp.get("available"):
-        notes = "".join(f"<li><b>{'knee valgus' if k == 'fppa' else 'trunk lean'}</b>: "
+        basis = f" ({escape(comp['basis'])})" if comp.get("basis") else ""
+        notes = "".join(f"<li><b>{'knee valgus' if k == 'fppa' else 'trunk lean'}</b>{basis}: "
                         f"{escape(comp[k]['note'])}</li>" for k in ("fppa", "trunk") if k in comp)
     else:
         notes = f"<li>{escape(comp.get('note', 'no comparison'))}</li>"

@@ -77,8 +77,11 @@ def print_analysis(a: Analysis, console: Console) -> None:
                       + (" (estimates)" if est else "") + f", faults {s.faults}")
     comp = a.comparison
     if comp.get("available"):
+        basis = f", {comp['basis']}" if comp.get("basis") == "both knees in the squats" else ""
         for key in ("fppa", "trunk"):
-            console.print(f"  left vs right ({'knee valgus' if key == 'fppa' else 'trunk lean'}): "
+            if key == "trunk" and basis:
+                continue  # one trunk in a squat
+            console.print(f"  left vs right ({'knee valgus' if key == 'fppa' else 'trunk lean'}{basis}): "
                           f"{comp[key]['note']}")
     reasons: dict[str, list[int]] = {}  # the same reason for several reps: one line naming them
     for r in a.reps:

@@ -160,6 +160,27 @@ def test_a_right_leg_set_then_a_left_leg_set_are_compared(pose_of, tmp_path):
     assert a.comparison["trunk"]["weaker"] is None and "estimated" in a.comparison["trunk"]["note"]
 
 
+def test_squats_compare_the_two_knees_within_the_same_reps(analysis_of):
+    """dev11: a squat rendered with the right knee at 5 deg and the left at 20 deg of FPPA."""
+    a = analysis_of(shared_clip("dev11_dls_front_landscape_fppaR5_L20.mp4"))
+    comp = a.comparison
+    assert comp["available"] and comp["basis"] == "both knees in the squats" and comp["reps"] == 3
+    assert comp["fppa"]["weaker"] == "left"
+    assert comp["fppa"]["difference_deg"] == pytest.approx(15.0, abs=5.0)  # true 20 - 5
+    assert comp["trunk"]["difference_deg"] is None
+    # dev06: both knees 0/15/25: no clear difference
+    same = analysis_of(shared_clip("dev06_dls_front_fppa0-15-25.mp4")).comparison
+    assert same["fppa"]["weaker"] is None and abs(same["fppa"]["difference_deg"]) < 8.0
+
+
+def test_knees_pushed_out_are_not_a_valgus_imbalance(analysis_of):
+    """spotter_10: deep squats with both knees pushed out (FPPA -15..-70): no valgus on either."""
+    comp = analysis_of(shared_clip("spotter_10.mp4")).comparison
+    assert comp["basis"] == "both knees in the squats"
+    assert comp["fppa"]["weaker"] is None
+    assert comp["fppa"]["left_mean_valgus_deg"] < 5 and comp["fppa"]["right_mean_valgus_deg"] < 5
+
+
 def test_estimated_trunk_lean_is_flagged_and_never_averaged_with_measured(pose_of):
     """The same right-leg dips filmed from the side, then from the front, in one clip."""
     from formcheck.analysis import analyze_pose
