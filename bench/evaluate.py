@@ -65,7 +65,7 @@ def synthetic(cache: Path | None, folder: Path = SHARED / "synthetic") -> dict[s
         a = analyze_pose(load_pose(video, cache), source=str(video))
         view = gt["camera"]["view"]
         full = a.full_reps
-        fe, te = [], []
+        fe, te, est_errs = [], [], []
         for r, g in zip(full, gt["reps"]):
             stance = g["stance"]
             if r.fppa_deg is not None and gt["camera"]["fppa_valid"]:
@@ -75,6 +75,8 @@ def synthetic(cache: Path | None, folder: Path = SHARED / "synthetic") -> dict[s
                 tv = true_verdict(true, stance == "both", "fppa", t)
                 agree[f"valgus {view}"][0] += r.checks["knee_valgus"].verdict is tv
                 agree[f"valgus {view}"][1] += 1
+            if r.trunk_flexion_deg is not None and r.trunk_estimate and gt["camera"]["fppa_valid"]:
+                est_errs.append(r.trunk_flexion_deg - g["trunk_lean_3d_at_bottom"])
             if r.trunk_flexion_deg is not None and gt["camera"]["lean2d_valid"] and not r.trunk_estimate:
                 true = g["trunk_lean_3d_at_bottom"]
                 te.append(r.trunk_flexion_deg - true)
@@ -84,6 +86,7 @@ def synthetic(cache: Path | None, folder: Path = SHARED / "synthetic") -> dict[s
                     agree["hip hinge side"][1] += 1
         errs[view] += fe
         errs["trunk"] += te
+        errs["trunk est"] += est_errs
         fs = " ".join(f"{e:+.1f}" for e in fe) or "-"
         ts = " ".join(f"{e:+.1f}" for e in te) or "-"
         print(f"{video.stem:44} {a.view.value:8} {len(full):>3} / {len(gt['reps']):<3}  {fs:30} {ts}")

@@ -454,7 +454,7 @@ def _hip_hinge(s: Series, rep: Rep, view: View, t, corr: LandmarkCorrection, bil
         length = _at(s.trunk_length_px, rep)
         if not (math.isfinite(length) and upright_trunk > 0):
             return not_measurable("shoulders or hips not visible at the bottom"), None, False
-        est = math.degrees(math.acos(min(max(length / upright_trunk, 0.0), 1.0)))
+        est = float(corr.foreshortened_trunk_deg(length, upright_trunk, back_view=view is View.BACK))
         if bilateral:
             return not_measurable(
                 f"{view.value} view: trunk vs shin lean needs a side view (trunk flexion estimated "

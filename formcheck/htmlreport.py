@@ -24,6 +24,7 @@ from urllib.parse import quote
 import numpy as np
 
 from formcheck import __version__
+from formcheck.context import View
 from formcheck.landmark_io import atomic_output
 from formcheck.pose import Side
 from formcheck.rules import SAFETY_NOTE, Verdict
@@ -305,7 +306,7 @@ def _trunk_plot(a, bands, frontal: bool, side_view: bool, single: bool) -> str:
         ok = length[np.isfinite(length)]
         upright = float(np.percentile(ok, 90)) if len(ok) else math.nan
         with np.errstate(invalid="ignore", divide="ignore"):
-            est = np.degrees(np.arccos(np.clip(length / upright, 0.0, 1.0)))
+            est = a.correction.foreshortened_trunk_deg(length, upright, back_view=a.view is View.BACK)
         line = Line("trunk flexion (estimate)", colour, t, est, dashed=True)
         hl = _hl(th.sls_trunk_watch_deg, th.sls_trunk_fault_deg)
         how = "ESTIMATE from the trunk's foreshortening (front/back view); film from the side to measure"

@@ -271,3 +271,18 @@ def test_gt_joints_with_fake_mediapipe_shoulder_placement_recovers_fppa():
                                        shoulder=sh, other_shoulder=osh, back_view=back))
         assert raw < true - 2.0, (name, s, raw, true)
         assert got == pytest.approx(true, abs=1.0), (name, s, got, true)
+
+
+def test_front_trunk_shrink_applies_to_front_views_only():
+    c = LandmarkCorrection()
+    ratio = c.front_trunk_shrink * math.cos(math.radians(15.0))
+    assert float(c.foreshortened_trunk_deg(ratio, 1.0, back_view=False)) == pytest.approx(15.0, abs=1e-9)
+    back = math.cos(math.radians(15.0))
+    assert float(c.foreshortened_trunk_deg(back, 1.0, back_view=True)) == pytest.approx(15.0, abs=1e-9)
+    raw = LandmarkCorrection.identity()
+    assert float(raw.foreshortened_trunk_deg(back, 1.0, back_view=False)) == pytest.approx(15.0, abs=1e-9)
+    # longer than upright is 0, not NaN; arrays work
+    assert np.allclose(c.foreshortened_trunk_deg(np.array([1.0, 0.5]), 1.0, back_view=False),
+                       [0.0, math.degrees(math.acos(0.5 / c.front_trunk_shrink))])
+    with pytest.raises(ValueError):
+        LandmarkCorrection(front_trunk_shrink=0.2)
