@@ -201,6 +201,19 @@ def analyze_pose(raw: PoseSequence, *, settings: Settings | None = None,
     if ex is Exercise.UNKNOWN:
         notes.append("The exercise was not recognised as a single-leg dip or a squat: both knees are "
                      "judged; tell formcheck with --exercise for exercise-specific rules.")
+    if exercise is not None:
+        seen = estimate_context(seq)
+        if seen.exercise not in (exercise, Exercise.UNKNOWN):
+            legs = sorted({st.stance.value for st in seen.sets if st.stance is not Side.BOTH})
+            name = {Exercise.SINGLE_LEG_SQUAT: "single-leg squat", Exercise.SQUAT: "squat"}
+            what = f"a {name.get(seen.exercise, seen.exercise.value)}" + (
+                f" on the {' then the '.join(legs)} leg"
+                if seen.exercise is Exercise.SINGLE_LEG_SQUAT and legs else "")
+            notes.append(f"Judged as a {name.get(exercise, exercise.value)} as asked, but the clip looks "
+                         f"like {what} (conf {seen.exercise_confidence:.2f})"
+                         + (": the lifted leg's knee is judged too, and its numbers mean nothing"
+                            if exercise is Exercise.SQUAT and seen.exercise is Exercise.SINGLE_LEG_SQUAT
+                            else "") + ".")
     upright_trunk = _upright_trunk_length(series)
 
     sets = ctx.sets or _fallback_set(seq, ex)

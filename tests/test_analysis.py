@@ -356,3 +356,14 @@ def test_bad_settings_are_named_in_one_line(tmp_path, content, message):
     r = _cli("analyze", str(SAMPLES / "dev05_slsR_side_lean10-40-10.mp4"), "--settings", str(toml))
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr.lower()
+
+
+def test_a_forced_exercise_that_the_clip_contradicts_gets_a_note(pose_of):
+    from formcheck.analysis import analyze_pose
+
+    dip = analyze_pose(pose_of(SAMPLES / "dev02_slsR_front_fppa0-20-30.mp4"), exercise=Exercise.SQUAT)
+    note = next(n for n in dip.notes if "as asked" in n)
+    assert "single-leg squat on the right leg" in note and "lifted leg" in note
+    same = analyze_pose(pose_of(SAMPLES / "dev02_slsR_front_fppa0-20-30.mp4"),
+                        exercise=Exercise.SINGLE_LEG_SQUAT)
+    assert not any("as asked" in n for n in same.notes)
