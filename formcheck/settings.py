@@ -20,6 +20,8 @@ a value out of range is a :class:`SettingsError` naming it.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -131,12 +133,36 @@ def apply_overrides(settings: Settings, overrides: list[str]) -> Settings:
     return settings
 
 
+def _field_comments(cls: type) -> dict[str, list[str]]:
+    """The ``#`` comment lines just above each field in the dataclass's source (its source)."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):  # no source (frozen app): values only
+        return {}
+    out: dict[str, list[str]] = {}
+    pending: list[str] = []
+    for line in source.splitlines():
+        text = line.strip()
+        if text.startswith("#"):
+            pending.append(text)
+        elif m := re.match(r"([A-Za-z_]\w*)\s*:[^=]+=", text):
+            if pending:
+                out[m.group(1)] = pending
+            pending = []
+        else:
+            pending = []
+    return out
+
+
 def describe(settings: Settings) -> str:
-    """The settings as a TOML document, each default's source comment kept short."""
-    lines = ["# formcheck settings (defaults and their sources: formcheck/rules.py and friends)"]
+    """The settings as a TOML document, each default with the comment that gives its source."""
+    lines = ["# formcheck settings: every value, with the source of its default",
+             "# (edit and pass with --settings FILE, or change one with --set section.key=value)"]
     for section in SECTIONS:
         lines.append(f"\n[{section}]")
+        comments = _field_comments(type(getattr(settings, section)))
         for f in fields(getattr(settings, section)):
+            lines.extend(comments.get(f.name, []))
             value = getattr(getattr(settings, section), f.name)
             if isinstance(value, bool):
                 text = "true" if value else "false"

@@ -58,6 +58,9 @@ def test_settings_output_is_toml_that_reads_back_with_the_changes(tmp_path):
                        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "40"})
     assert r.returncode == 0, r.stderr
     assert tomllib.loads(r.stdout)["thresholds"]["valgus_fault_deg"] == 12.0
+    # each default comes with the comment that gives its source
+    before = r.stdout.split("\nvalgus_fault_deg = ")[0].splitlines()[-1]
+    assert before.startswith("#") and "PubMed 24380805" in before
     path = tmp_path / "mine.toml"
     path.write_text(r.stdout)
     back = load_settings(path)
