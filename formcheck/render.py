@@ -10,6 +10,7 @@ never raw per-frame guesses.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -22,7 +23,7 @@ import numpy as np
 
 from formcheck.errors import InputError, OutputError
 from formcheck.fsutil import folder_problem
-from formcheck.overlay import FileStates, FormOverlay
+from formcheck.overlay import FileStates, FormOverlay, rep_mark
 from formcheck.parallel import plan_segments, run_jobs
 from formcheck.video import VideoWriter, concat_h264, partial_path, probe, read_frames
 
@@ -45,6 +46,13 @@ def _annotated(analysis, video_path: Path, overlay: FormOverlay, wanted: set[int
     """(frame, annotated RGB image) for each frame (only ``wanted`` indices if
     given; only frames in [start_ms, end_ms) if given). ``frame.index`` is the
     frame's index in the analysis."""
+    for frame, state in _states(analysis, video_path, wanted, start_ms, end_ms):
+        yield frame, overlay.annotate(frame.image, state)
+
+
+def _states(analysis, video_path: Path, wanted: set[int] | None = None,
+            start_ms: float | None = None, end_ms: float = np.inf):
+    """(frame, its FrameState) for each frame, as :func:`_annotated` selects them."""
     from dataclasses import replace
 
     states = FileStates(analysis)
@@ -63,7 +71,7 @@ def _annotated(analysis, video_path: Path, overlay: FormOverlay, wanted: set[int
             raise InputError(f"{video_path}: frame {frame.index} at {frame.t_ms:.1f} ms is not "
                              f"in the analysis of {analysis.source or 'this clip'} "
                              "(was it analysed from another file?)")
-        yield frame, overlay.annotate(frame.image, states[frame.index])
+        yield frame, states[frame.index]
 
 
 def render_annotated(analysis, video_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
@@ -180,11 +188,18 @@ def save_snapshots(analysis, video_path: str | os.PathLike[str], out_dir: str | 
     for r in analysis.reps:
         by_frame.setdefault(r.rep.bottom_index, []).append(r)
     written: dict[int, Path] = {}
+    overlay = overlay or FormOverlay()
+    thresholds = analysis.settings.thresholds
     if by_frame:
-        for frame, image in _annotated(analysis, Path(video_path), overlay or FormOverlay(),
-                                       set(by_frame)):
+        for frame, state in _states(analysis, Path(video_path), set(by_frame)):
             for r in by_frame[frame.index]:
-                written[r.index] = _write_png(image, out_dir / snapshot_name(r))
+                # the picture of this rep: its own verdict in the panel and the count with it
+                # (the video's frame there still shows the rep before, still under way)
+                done = sum(not x.rep.partial for x in analysis.reps if x.index <= r.index)
+                own = dataclasses.replace(state, last=rep_mark(r, thresholds), rep_count=done,
+                                          current=rep_mark(r, thresholds))
+                written[r.index] = _write_png(overlay.annotate(frame.image, own),
+                                              out_dir / snapshot_name(r))
     return [written[r.index] for r in analysis.reps if r.index in written]
 
 

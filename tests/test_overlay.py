@@ -105,6 +105,26 @@ def test_snapshots_one_png_per_rep_at_its_bottom(dev02, tmp_path):
         assert near(rgb, colour, knee[r.rep.bottom_index], 10, tol=5) > 20
 
 
+def test_each_snapshot_shows_its_own_rep_in_the_panel(dev02, tmp_path):
+    """At a rep's bottom the video's panel still shows the rep before; its snapshot must not."""
+
+    class Recording(FormOverlay):
+        def __init__(self):
+            super().__init__()
+            self.states = []
+
+        def annotate(self, frame, state):
+            self.states.append(state)
+            return super().annotate(frame, state)
+
+    overlay = Recording()
+    save_snapshots(dev02, DEV02, tmp_path / "snaps", overlay=overlay)
+    assert [(s.last.index, s.last.verdict, s.rep_count) for s in overlay.states] == \
+        [(r.index, r.worst, r.index) for r in dev02.reps]
+    video = FileStates(dev02)[dev02.reps[1].rep.bottom_index]  # the video frame there
+    assert video.last.index == 1 and video.rep_count == 1
+
+
 @pytest.mark.skipif(not hasattr(av.video.stream.VideoStream, "set_display_rotation"),
                     reason="this PyAV cannot write a display rotation")
 def test_a_phone_clip_stored_sideways_is_rendered_upright(dev02, bottoms, tmp_path):
