@@ -183,6 +183,8 @@ def process_clip(src: str | Path, folder: str | Path, *, settings=None, workers:
         event("total", 2 * info.frame_count if info.frame_count else None)
         event("stage", "analysing")
         analysis = analyze(src, settings=settings, workers=workers, progress=lambda n: event("frames", n))
+        # the shared files name the clip, not where it was read from (a server's storage path)
+        analysis.source = title or src.name
         event("stage", "rendering")
         write_json(analysis, tmp / "analysis.json")
         write_csv(analysis, tmp / "reps.csv")

@@ -101,7 +101,7 @@ def test_clip_folders_are_complete(batch):
         folder = next(c.folder for c in result.ok if c.path.name == clip.name)
         assert _frames(folder / "annotated.mp4") == ("h264", _frames(clip)[1])
         analysis = json.loads((folder / "analysis.json").read_text())
-        assert analysis["rep_count"] == 3 and analysis["safety"]
+        assert analysis["rep_count"] == 3 and analysis["safety"] and analysis["source"] == clip.name
         with open(folder / "reps.csv", newline="") as f:
             assert len(list(csv.DictReader(f))) == 3
         html = (folder / "report.html").read_text(encoding="utf-8")

@@ -175,6 +175,9 @@ def test_upload_watch_play_and_survive_restarts(server):
         z = zipfile.ZipFile(io.BytesIO(r.read()))
     assert {"report.html", "annotated.mp4", "analysis.json", "reps.csv"} <= set(z.namelist())
     assert 'src="annotated.mp4"' in z.read("report.html").decode()
+    shared = json.loads(z.read("analysis.json"))  # names the clip, never the server's storage path
+    assert "/" not in shared["source"] and "clips" not in shared["source"]
+    assert str(server.data) not in z.read("analysis.json").decode()
     with server.get(f"/clips/{clip_id}/annotated.mp4") as r:
         assert z.read("annotated.mp4") == r.read()
 
