@@ -61,6 +61,11 @@ class RepResult:
     checks: dict[str, Check]
 
     @property
+    def knee_flexion_estimate(self) -> bool:
+        """Knee flexion from a front/back view: from how short the thigh and shank look."""
+        return self.knee_flexion_deg is not None and self.view is not View.SIDE
+
+    @property
     def cues(self) -> list[str]:
         return [c.cue for c in self.checks.values() if c.cue and c.verdict is not Verdict.OK]
 
@@ -78,7 +83,8 @@ class RepResult:
             "partial": r.partial, "partial_reason": r.reason or None,
             "depth": round(r.depth, 3), "descent_s": round(r.descent_s, 2), "ascent_s": round(r.ascent_s, 2),
             "view": self.view.value,
-            "knee_flexion_deg": _r(self.knee_flexion_deg), "fppa_deg": _r(self.fppa_deg),
+            "knee_flexion_deg": _r(self.knee_flexion_deg),
+            "knee_flexion_estimate": self.knee_flexion_estimate, "fppa_deg": _r(self.fppa_deg),
             "fppa_raw_deg": _r(self.fppa_raw_deg), "trunk_flexion_deg": _r(self.trunk_flexion_deg),
             "trunk_flexion_estimate": self.trunk_estimate,
             "verdicts": {k: c.verdict.value for k, c in self.checks.items()},
@@ -357,7 +363,12 @@ def _judge_rep(index: int, side: Side, rep: Rep, view: View, s: Series, settings
     # Depth, pelvis, lateral lean ---------------------------------------------
     knee_flexion = _knee_flexion(s, legs, rep, view)
     if knee_flexion is not None and not rep.partial:
-        checks["depth"] = check_depth(knee_flexion, FLEXION_SD_DEG, t)
+        checks["depth"] = check_depth(knee_flexion, FLEXION_SD_DEG, t, estimate=view is not View.SIDE)
+    elif not rep.partial:
+        checks["depth"] = not_measurable(
+            f"{view.value} view: knee flexion needs the camera at the side (or in front or behind, "
+            "as an estimate)" if view not in (View.SIDE, View.FRONT, View.BACK)
+            else "hip, knee or ankle not visible at the bottom")
     if frontal and not bilateral and side is not Side.BOTH:
         drop = _at(s.pelvic_drop_deg[side], rep) - _at(s.pelvic_drop_deg[side], _start(rep))
         if math.isfinite(drop):

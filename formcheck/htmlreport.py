@@ -204,7 +204,7 @@ def _rep_table(a) -> str:
         return '<section id="reps"><h2>Repetitions</h2><p>No repetitions found.</p></section>'
     rows = []
     for r in a.reps:
-        rep, est_knee = r.rep, r.view.value != "side"
+        rep, est_knee = r.rep, r.knee_flexion_estimate
         label = f"{r.index}" + (" <small>(partial)</small>" if rep.partial else "")
         if rep.partial:
             cues = f"partial ({escape(rep.reason or 'incomplete')}): not counted"

@@ -21,7 +21,7 @@ LABELS = {Verdict.OK: "ok", Verdict.WATCH: "watch", Verdict.FAULT: "FAULT",
           Verdict.NOT_MEASURABLE: "n/a"}
 
 CSV_COLUMNS = ["index", "side", "start_s", "bottom_s", "end_s", "partial", "partial_reason",
-               "knee_flexion_deg", "fppa_deg", "fppa_raw_deg", "trunk_flexion_deg",
+               "knee_flexion_deg", "knee_flexion_estimate", "fppa_deg", "fppa_raw_deg", "trunk_flexion_deg",
                "trunk_flexion_estimate", "knee_valgus", "knee_valgus_confidence", "hip_hinge",
                "hip_hinge_confidence", "depth", "pelvic_drop", "lateral_lean", "cues"]
 
@@ -52,8 +52,9 @@ def print_analysis(a: Analysis, console: Console) -> None:
     for r in a.reps:
         label = f"{r.index}" + ("p" if r.rep.partial else "")
         trunk = _fmt(r.trunk_flexion_deg) + ("~" if r.trunk_estimate and r.trunk_flexion_deg else "")
+        knee = _fmt(r.knee_flexion_deg) + ("~" if r.knee_flexion_estimate else "")
         table.add_row(label, r.side.value, f"{r.rep.start_s:.1f}-{r.rep.end_s:.1f}",
-                      _fmt(r.knee_flexion_deg), _fmt(r.fppa_deg), _verdict_cell(r, "knee_valgus"),
+                      knee, _fmt(r.fppa_deg), _verdict_cell(r, "knee_valgus"),
                       trunk, _verdict_cell(r, "hip_hinge"),
                       style="bright_black" if r.rep.partial else None)
         if r.rep.partial:

@@ -199,11 +199,13 @@ def check_single_threshold(name: str, value: float, watch: float, sd: float, rea
     return Check(verdict, value, conf, CUES[name] if verdict is not Verdict.OK else None, reason=reason)
 
 
-def check_depth(knee_flexion_deg: float, sd: float, t: Thresholds) -> Check:
+def check_depth(knee_flexion_deg: float, sd: float, t: Thresholds, *, estimate: bool = False) -> Check:
     verdict, conf = banded(-knee_flexion_deg, -t.shallow_knee_flexion_deg, math.inf, sd)
+    how = ("ESTIMATE from how short the thigh and shank look (front/back view)" if estimate
+           else "side view")
     return Check(verdict, knee_flexion_deg, conf,
                  CUES["shallow"] if verdict is not Verdict.OK else None,
-                 reason="peak knee flexion (3D estimate)")
+                 reason=f"peak knee flexion ({how})", estimate=estimate)
 
 
 def confidence_word(p: float | None) -> str:

@@ -367,3 +367,29 @@ def test_a_forced_exercise_that_the_clip_contradicts_gets_a_note(pose_of):
     same = analyze_pose(pose_of(SAMPLES / "dev02_slsR_front_fppa0-20-30.mp4"),
                         exercise=Exercise.SINGLE_LEG_SQUAT)
     assert not any("as asked" in n for n in same.notes)
+
+
+@pytest.mark.parametrize("clip, estimate", [("dev02_slsR_front_fppa0-20-30.mp4", True),
+                                            ("dev05_slsR_side_lean10-40-10.mp4", False)])
+def test_knee_flexion_is_marked_an_estimate_alike_in_every_output(clip, estimate, analysis_of, tmp_path):
+    from rich.console import Console
+
+    from formcheck.report import csv_rows, print_analysis
+
+    a = analysis_of(SAMPLES / clip)
+    d = a.to_dict()
+    assert {r["knee_flexion_estimate"] for r in d["reps"]} == {estimate}
+    assert {r["checks"]["depth"]["estimate"] for r in d["reps"]} == {estimate}
+    assert {row["knee_flexion_estimate"] for row in csv_rows(a)} == {estimate}
+    console = Console(record=True, width=200)
+    print_analysis(a, console)
+    table_rows = [line for line in console.export_text().splitlines() if "right" in line and "│" in line]
+    knee_cells = [line.split("│")[4].strip() for line in table_rows]
+    assert len(knee_cells) == 3 and all(c.endswith("~") == estimate for c in knee_cells), knee_cells
+
+
+def test_an_oblique_view_says_why_depth_is_not_measured(analysis_of):
+    a = analysis_of(shared_clip("dev08_slsL_oblique45_valgus0-20-0.mp4"))
+    for r in a.full_reps:
+        assert r.knee_flexion_deg is None
+        assert r.checks["depth"].verdict is Verdict.NOT_MEASURABLE and "side" in r.checks["depth"].reason
