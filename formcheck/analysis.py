@@ -553,8 +553,12 @@ def _compare(sides: dict[Side, SideSummary], settings: Settings,
     if left is None or right is None:
         knees = _squat_knees(results)
         if knees is None:
+            squats = any(r.side is Side.BOTH and not r.rep.partial for r in results)
             return {"available": False,
-                    "note": "left vs right needs reps on both legs (film a set on each leg)"}
+                    "note": ("left vs right in squats compares the two knees' FPPA, which no rep "
+                             "allowed (it needs a front or back view and thighs that do not point "
+                             "at the camera)" if squats else
+                             "left vs right needs reps on both legs (film a set on each leg)")}
         lv, rv, n = knees
         out = {"available": True, "basis": "both knees in the squats", "reps": n,
                "fppa": _difference(lv - rv, t.fppa_sdd_deg, "knee valgus", "knee"),
@@ -622,8 +626,12 @@ def _notes(ctx: ClipContext, results: list[RepResult], raw: PoseSequence,
         notes.append("Side view: knee valgus cannot be judged from the side; film from the front "
                      "(or back) at hip height to check the knee.")
     elif v.view in (View.FRONT, View.BACK):
-        notes.append(f"{v.view.value.capitalize()} view: trunk lean is only estimated from the "
-                     "trunk's foreshortening; film from the side to measure it.")
+        if any(r.trunk_estimate and r.trunk_flexion_deg is not None for r in results):
+            notes.append(f"{v.view.value.capitalize()} view: trunk lean is only estimated from the "
+                         "trunk's foreshortening; film from the side to measure it.")
+        else:
+            notes.append(f"{v.view.value.capitalize()} view: trunk lean (against the shin, in a "
+                         "squat) needs a side view; film from the side to check it.")
     elif v.view is View.OBLIQUE:
         estimated = [name for name, flag in (
             ("knee valgus", any(r.checks["knee_valgus"].estimate and r.checks["knee_valgus"].value is not None

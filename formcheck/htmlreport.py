@@ -171,6 +171,10 @@ def _side_table(a) -> str:
             f"</tr></thead><tbody>{rows}</tbody></table>")
 
 
+def _leg_words(side: Side) -> str:
+    return "both legs" if side is Side.BOTH else f"{side.value} leg"
+
+
 def _trunk_estimated(a, side: Side) -> bool:
     return a.sides[side].trunk_estimate if side in a.sides else False
 
@@ -195,7 +199,7 @@ def _video(base_dir: Path, rel: str | None, embed: bool) -> str:
     return f"""<section class="keep no-print" id="video">
 <h2>Annotated video</h2>
 <video controls playsinline preload="metadata" src="{src}" type="{mime}"></video>
-<p class="muted">{note}</p>
+<p class="muted" id="video-note">{note}</p>
 </section>"""
 
 
@@ -275,7 +279,7 @@ def _plots(a) -> str:
             "judged at the bottom (dotted).")
     else:
         figs.append(f'<p class="note">Knee valgus (FPPA) is not plotted: it needs a front or back '
-                    f"view, this clip is a {escape(view)} view.</p>")
+                    f"view, this clip is {'an' if view[:1] in 'aeiou' else 'a'} {escape(view)} view.</p>")
     figs.append(_trunk_plot(a, bands_of("hip_hinge"), frontal, side_view, single))
     return f'<section id="plots"><h2>Over time</h2>{"".join(figs)}</section>'
 
@@ -330,9 +334,11 @@ def _left_right(a) -> str:
     svg = bar_chart(groups, title="Left vs right", y_label="degrees")
     comp = a.comparison
     if comp.get("available"):
-        basis = f" ({escape(comp['basis'])})" if comp.get("basis") else ""
-        notes = "".join(f"<li><b>{'knee valgus' if k == 'fppa' else 'trunk lean'}</b>{basis}: "
-                        f"{escape(comp[k]['note'])}</li>" for k in ("fppa", "trunk") if k in comp)
+        squat = comp.get("basis") == "both knees in the squats"
+        notes = "".join(f"<li><b>{'knee valgus' if k == 'fppa' else 'trunk lean'}</b>"
+                        f"{' (both knees in the squats)' if squat and k == 'fppa' else ''}: "
+                        f"{escape(comp[k]['note'])}</li>" for k in ("fppa", "trunk")
+                        if k in comp and not (squat and k == "trunk"))
     else:
         notes = f"<li>{escape(comp.get('note', 'no comparison'))}</li>"
     th = a.settings.thresholds
@@ -382,7 +388,7 @@ def _keyframes(a, snapshots: list[Path], problem: str | None = None) -> str:
         checks = ", ".join(f"{label} {LABELS[r.checks[n].verdict]}" for n, label in CHECKS[:2]
                            if n in r.checks)
         figs.append(f'<figure><img src="{uri}" alt="rep {r.index} at the bottom">'
-                    f"<figcaption>Rep {r.index} ({r.side.value} leg) at {r.rep.bottom_s:.1f} s: "
+                    f"<figcaption>Rep {r.index} ({_leg_words(r.side)}) at {r.rep.bottom_s:.1f} s: "
                     f"{escape(checks)}; FPPA {_deg(r.fppa_deg)}, trunk "
                     f"{_deg(r.trunk_flexion_deg, r.trunk_estimate)}</figcaption></figure>")
     return f"""<section id="keyframes">
@@ -414,12 +420,17 @@ def _notes(a) -> str:
                       if c.verdict is Verdict.NOT_MEASURABLE and c.reason})
     notes = "".join(f'<p class="note">{escape(n)}</p>' for n in a.notes)
     nm = "".join(f"<li>{escape(x)}</li>" for x in reasons)
+    estimated = sorted({c.reason for r in a.reps if not r.rep.partial for c in r.checks.values()
+                        if c.estimate and c.verdict is not Verdict.NOT_MEASURABLE and c.reason})
+    est = "".join(f"<li>{escape(x)}</li>" for x in estimated)
     th = a.settings.thresholds
     return f"""<section id="notes">
 <h2>Camera view and what could not be measured</h2>
 <p>{escape(a.context.summary())}</p>
 {notes}
-{f'<h3>Not measured</h3><ul>{nm}</ul>' if nm else '<p class="muted">Every check could be measured in this view.</p>'}
+{f'<h3>Not measured</h3><ul>{nm}</ul>' if nm else ''}
+{f'<h3>Estimated only (marked ~)</h3><ul>{est}</ul>' if est else ''}
+{'' if nm or est else '<p class="muted">Every check could be measured in this view.</p>'}
 <h3>Thresholds used</h3>
 <ul><li>Knee valgus (FPPA): watch above {th.valgus_watch_deg:g}&deg;, fault above {th.valgus_fault_deg:g}&deg;.</li>
 <li>Trunk flexion, single-leg dip: watch above {th.sls_trunk_watch_deg:g}&deg;, fault above {th.sls_trunk_fault_deg:g}&deg;.</li>

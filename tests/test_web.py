@@ -117,6 +117,9 @@ def test_upload_watch_play_and_survive_restarts(server):
     with sync_api.sync_playwright() as p:
         browser = _launch(p)
         page = browser.new_page()
+        problems = []  # failed requests (a missing favicon, a broken link) and script errors
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
         page.goto(server.url + "/")
         page.fill("input[name=athlete]", ATHLETE)
         page.set_input_files("#files", str(DEV02))
@@ -154,6 +157,7 @@ def test_upload_watch_play_and_survive_restarts(server):
 
         server.stop()  # a clean stop this time
         server.start()
+        problems.clear()  # the page's polling failed while the server was down: fine
         page.goto(server.url + "/")
         assert "dev02_slsR_front_fppa0-20-30.mp4" in page.inner_text("main")
         page.click(f"text={ATHLETE}")
@@ -161,7 +165,9 @@ def test_upload_watch_play_and_survive_restarts(server):
         assert page.locator("svg.plot").count() >= 2  # left vs right, FPPA per session
         page.goto(clip_url)
         assert page.locator("video").count() == 1
+        page.wait_for_load_state("networkidle")
         browser.close()
+    assert not problems, problems
     clip_id = clip_url.rstrip("/").rsplit("/", 1)[-1]
     with server.get(f"/clips/{clip_id}/annotated.mp4", headers={"Range": "bytes=100-199"}) as r:
         assert r.status == 206 and r.headers["Content-Range"].startswith("bytes 100-199/")
@@ -175,6 +181,10 @@ def test_upload_watch_play_and_survive_restarts(server):
         z = zipfile.ZipFile(io.BytesIO(r.read()))
     assert {"report.html", "annotated.mp4", "analysis.json", "reps.csv"} <= set(z.namelist())
     assert 'src="annotated.mp4"' in z.read("report.html").decode()
+    assert "must stay in the same folder" in z.read("report.html").decode()  # the zip's own note
+    with server.get(f"/clips/{clip_id}/") as r:  # ... not on the page the server plays the video on
+        page = r.read().decode()
+    assert "<video" in page and "must stay in the same folder" not in page
     shared = json.loads(z.read("analysis.json"))  # names the clip, never the server's storage path
     assert "/" not in shared["source"] and "clips" not in shared["source"]
     assert str(server.data) not in z.read("analysis.json").decode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +85,11 @@ class Pages:
 
     def report(self, clip: dict, report_html: str) -> HTMLResponse:
         nav = self.env.get_template("_nav.html").render(clip=clip)
-        return HTMLResponse(report_html.replace(NAV_MARKER, nav, 1))
+        # served here, the video comes from the server: the note on keeping the file beside
+        # the report is for the downloaded zip
+        served = re.sub(r'<p class="muted" id="video-note">.*?</p>', "", report_html, count=1,
+                        flags=re.S)
+        return HTMLResponse(served.replace(NAV_MARKER, nav, 1))
 
 
 def _weighted(clips: list[dict], key: str, side: str) -> float | None:
@@ -145,6 +150,8 @@ def athlete_charts(clips: list[dict], t: Thresholds) -> str:
         if lines:
             parts.append(f"<figure>{line_plot(lines, title=title, y_label='degrees', x_label='session', hlines=hl, x_ticks=ticks)}"
                          "<figcaption>One point per clip. Changes smaller than the smallest detectable "
-                         f"difference ({t.fppa_sdd_deg:g}° for FPPA) are within measurement noise."
-                         "</figcaption></figure>")
+                         f"difference ({t.fppa_sdd_deg:g}° for FPPA, {t.trunk_sdd_deg:g}° for trunk lean) "
+                         "are within measurement noise."
+                         + (" Measured trunk lean only (side-view clips): front-view estimates are left out."
+                            if key == "trunk_mean" else "") + "</figcaption></figure>")
     return "\n".join(parts)
