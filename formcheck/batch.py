@@ -46,6 +46,8 @@ DONE_FILE = "done.json"
 PARTIAL_PREFIX = ".partial-"
 SUMMARY_COLUMNS = ["clip", "status", "error", "exercise", "view", "reps_left", "reps_right",
                    "reps_both", "fppa_worst_left_deg", "fppa_worst_right_deg", "fppa_worst_both_deg",
+                   "trunk_worst_left_deg", "trunk_worst_right_deg", "trunk_worst_both_deg",
+                   "trunk_estimate_left", "trunk_estimate_right", "trunk_estimate_both",
                    "faults", "folder", "reused", "source"]
 _EVENT_EVERY_S = 0.25  # frame progress is sent from the workers at most this often
 _ORPHAN_GRACE_S = 5.0  # a worker whose parent died exits this long after noticing
