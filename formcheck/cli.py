@@ -373,17 +373,19 @@ def main() -> None:
 
     filter_native_stderr()  # MediaPipe/LiteRT log to fd 2 at any frame; users see only ours
     errors = _click_exceptions()
+    no_args = getattr(errors, "NoArgsIsHelpError", ())  # click >= 8.2 only
+    aborts = (typer.Abort, getattr(errors, "Abort", typer.Abort))
     try:
         code = app(prog_name="formcheck", standalone_mode=False)
-    except errors.NoArgsIsHelpError as exc:  # bare "formcheck": the help, as click shows it
-        exc.show()
-        sys.exit(exc.exit_code)
     except errors.ClickException as exc:  # a mistake on the command line: one line, exit 2
+        if isinstance(exc, no_args):  # bare "formcheck": the help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
         where = exc.ctx.command_path if getattr(exc, "ctx", None) else "formcheck"
         message = " ".join(exc.format_message().split())
         err.print(f"[bold red]error:[/] {escape(message)} (see '{where} --help')", soft_wrap=True)
         sys.exit(exc.exit_code)
-    except errors.Abort:  # Ctrl-C while click reads the command line
+    except aborts:  # Ctrl-C while click reads the command line
         err.print("interrupted")
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

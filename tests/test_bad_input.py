@@ -252,3 +252,15 @@ def test_a_full_disk_while_encoding_video_leaves_no_partial_file(tmp_path):
     assert len(line.splitlines()) == 1 and f"{out}: " in line and "part" not in line  # the file asked for
     assert "File too large" in line
     assert list(tmp_path.iterdir()) == []  # no video, no partial or segment files
+
+
+def test_output_piped_into_a_closed_pipe_is_no_traceback():
+    # e.g. formcheck settings | head -0: the reader goes away before formcheck writes
+    for args in (["settings"], ["--help"]):
+        proc = subprocess.Popen([sys.executable, "-m", "formcheck", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.wait(timeout=60)
+        proc.stderr.close()
+        assert "Traceback" not in err and "Error" not in err, (args, err)
