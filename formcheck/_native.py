@@ -10,9 +10,10 @@ Two tools:
 * :func:`quiet_native_stderr`, a context manager for library users: fd 2 goes
   to ``/dev/null`` for the duration.
 * :func:`filter_native_stderr`, installed once by the ``formcheck`` command:
-  ``sys.stderr`` keeps the real terminal, fd 2 becomes a pipe, and a thread
-  passes on everything except the libraries' log lines. Spawned worker
-  processes inherit the pipe, so their chatter is filtered too.
+  ``sys.stderr`` keeps the real terminal, fd 2 becomes a pipe, and a small
+  forked reader process passes on everything except the libraries' log lines
+  (so a crash's last lines still come out). Spawned worker processes inherit
+  the pipe, so their chatter is filtered too.
 
 ``FORMCHECK_DEBUG=1`` lets everything through.
 """
@@ -21,11 +22,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import faulthandler
 import os
 import re
 import select
+import signal
 import sys
-import threading
 from collections.abc import Iterator
 
 # absl/glog ("W0000 00:00:1796146779.363767   18665 file.cc:1433] ..."), its preamble,
@@ -75,12 +77,16 @@ def filter_native_stderr() -> None:
     """Route fd 2 through a filter that drops native log lines, for the whole process.
 
     ``sys.stderr`` is re-opened on a copy of the original fd 2, so Python's own
-    messages (errors, progress bars) go straight to the terminal, never through
-    the thread, and are never lost at exit. Not on Windows (no ``select`` on
-    pipes there): the per-call :func:`quiet_native_stderr` still applies.
+    messages (errors, progress bars) go straight to the terminal and never
+    through the filter. The filter is a forked reader process, not a thread: it
+    outlives a crash of this process (a fatal check's last line, a segfault
+    report still come out) and needs no GIL (a native call writing a lot while
+    holding it cannot fill the pipe and hang). Call it first thing, before any
+    thread exists. Needs ``os.fork`` (not on Windows): elsewhere the per-call
+    :func:`quiet_native_stderr` still applies.
     """
     global _installed
-    if _installed or debugging() or os.name == "nt":
+    if _installed or debugging() or not hasattr(os, "fork"):
         return
     try:
         sys.stderr.flush()
@@ -88,51 +94,64 @@ def filter_native_stderr() -> None:
     except (OSError, ValueError, AttributeError):
         return
     read_end, write_end = os.pipe()
+    ack_read, ack_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the reader
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the process it serves
+            os.close(write_end)
+            os.close(ack_read)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):  # hold no pipe of the caller's open (a consumer of stdout waits)
+                os.dup2(devnull, fd)
+            _pass_on(read_end, real, ack_write)
+        finally:
+            os._exit(0)
+    os.close(read_end)
+    os.close(ack_write)
     os.dup2(write_end, 2)
     os.close(write_end)
     encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
     sys.stderr = open(real, "w", buffering=1, encoding=encoding, errors="backslashreplace",
                       closefd=False)
-    stop = threading.Event()
-    thread = threading.Thread(target=_pass_on, args=(read_end, real, stop),
-                              name="native-stderr", daemon=True)
-    thread.start()
+    if faulthandler.is_enabled():  # PYTHONFAULTHANDLER / -X faulthandler: report to the real fd
+        faulthandler.enable(file=sys.stderr)
     _installed = True
-
-    def finish() -> None:
-        # Late writes (destructors at shutdown) go nowhere. Processes that
-        # outlive this hook (multiprocessing's resource tracker) still hold the
-        # pipe, so do not wait for its end: pass on what is there, then stop.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            os.close(devnull)
-        except OSError:
-            pass
-        stop.set()
-        thread.join(timeout=1.0)
-
-    atexit.register(finish)
+    atexit.register(_drain, ack_read)
 
 
-def _pass_on(read_end: int, real: int, stop: threading.Event) -> None:
+_DRAIN = b"\x00formcheck: drain\n"  # written at exit; the reader answers once all before it is out
+
+
+def _drain(ack_read: int) -> None:
+    """At exit: wait (briefly) until the reader has passed on everything written so far.
+
+    Not until the pipe closes: processes that outlive this hook (multiprocessing's
+    resource tracker) still hold it, and later lines are still passed on.
+    """
+    try:
+        os.write(2, _DRAIN)
+        if select.select([ack_read], [], [], 1.0)[0]:
+            os.read(ack_read, 1)
+    except OSError:
+        pass
+
+
+def _pass_on(read_end: int, real: int, ack: int) -> None:
     pending = b""
-    while True:
-        ready, _, _ = select.select([read_end], [], [], 0.05)
-        if not ready:
-            if stop.is_set():
-                break
-            continue
-        chunk = os.read(read_end, 65536)
-        if not chunk:
-            break
+    while chunk := os.read(read_end, 65536):
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
+            if line + b"\n" == _DRAIN:
+                try:
+                    os.write(ack, b".")
+                except OSError:
+                    pass
+                continue
             _write_unless_log(line + b"\n", real)
     if pending:
         _write_unless_log(pending, real)
-    os.close(read_end)
 
 
 def _write_unless_log(line: bytes, real: int) -> None:

@@ -27,7 +27,7 @@ LOG_LINES = (
 
 
 def run(code: str, folder: Path, *, debug: bool = False) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))  # this checkout
     env.pop("FORMCHECK_DEBUG", None)
     if debug:
         env["FORMCHECK_DEBUG"] = "1"
@@ -103,6 +103,7 @@ def test_stderr_stays_a_terminal_for_progress_bars(tmp_path):
         print("tty", before, sys.stderr.isatty(), file=sys.stderr)
     """))
     env = {k: v for k, v in os.environ.items() if k != "FORMCHECK_DEBUG"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     try:
         r = subprocess.run([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=follower,
                            env=env, timeout=120)
@@ -126,15 +127,42 @@ def test_stderr_stays_a_terminal_for_progress_bars(tmp_path):
 
 
 def test_the_last_lines_are_passed_on_while_a_child_still_holds_the_pipe(tmp_path):
-    # multiprocessing's resource tracker outlives the exit hooks holding fd 2: the hook
-    # must pass on what is in the pipe without waiting for the pipe to close
+    # multiprocessing's resource tracker outlives the exit hooks holding fd 2: the exit hook
+    # must not wait for the pipe to close, and what was written must still come out
     r = run("""
         import os, subprocess, sys
         from formcheck._native import filter_native_stderr
         filter_native_stderr()
-        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(10)"],
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)"],
                          stdout=subprocess.DEVNULL)
         os.write(2, b"I0000 00:00:1.0 1 x.cc:1] dropped\\nlast words\\n")
     """, tmp_path)
     assert r.returncode == 0
     assert r.stderr.decode() == "last words\n"
+
+
+def test_a_crash_still_shows_its_last_native_lines(tmp_path):
+    # a failed CHECK in the model logs an F line and aborts: the process dies at once, so the
+    # line must not depend on this process living on to pass it on
+    r = run("""
+        import os
+        from formcheck._native import filter_native_stderr
+        filter_native_stderr()
+        os.write(2, b"W0000 00:00:1.0 1 x.cc:1] dropped\\n")
+        os.write(2, b"F0000 00:00:1.5 12 graph.cc:88] Check failed: the crash says why\\n")
+        os.abort()
+    """, tmp_path)
+    assert r.returncode != 0
+    assert r.stderr.decode().strip().splitlines() == [
+        "F0000 00:00:1.5 12 graph.cc:88] Check failed: the crash says why"]
+
+
+def test_a_segfault_report_reaches_the_terminal(tmp_path):
+    r = run("""
+        import ctypes, faulthandler
+        from formcheck._native import filter_native_stderr
+        faulthandler.enable()
+        filter_native_stderr()
+        ctypes.string_at(0)
+    """, tmp_path)
+    assert r.returncode != 0 and "Fatal Python error" in r.stderr.decode()
