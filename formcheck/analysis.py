@@ -210,7 +210,7 @@ def analyze_pose(raw: PoseSequence, *, settings: Settings | None = None,
     if exercise is not None:
         seen = estimate_context(seq)
         if seen.exercise not in (exercise, Exercise.UNKNOWN):
-            legs = sorted({st.stance.value for st in seen.sets if st.stance is not Side.BOTH})
+            legs = list(dict.fromkeys(st.stance.value for st in seen.sets if st.stance is not Side.BOTH))
             name = {Exercise.SINGLE_LEG_SQUAT: "single-leg squat", Exercise.SQUAT: "squat"}
             what = f"a {name.get(seen.exercise, seen.exercise.value)}" + (
                 f" on the {' then the '.join(legs)} leg"
@@ -579,7 +579,11 @@ def _compare(sides: dict[Side, SideSummary], settings: Settings,
                                 "to compare the legs)"}
             continue
         if key == "fppa":  # an imbalance of valgus: knees pushed out (negative FPPA) count as 0
-            lv, rv = max(lv, 0.0), max(rv, 0.0)
+            lv, rv = ((_mean_valgus(results, Side.LEFT), _mean_valgus(results, Side.RIGHT))
+                      if results else (max(lv, 0.0), max(rv, 0.0)))  # per rep, or the means
+            out[key] = _difference(lv - rv, sdd, label, "leg")
+            out[key].update(left_mean_valgus_deg=_r(lv), right_mean_valgus_deg=_r(rv))
+            continue
         out[key] = _difference(lv - rv, sdd, label, "leg")
     return out
 
@@ -593,6 +597,13 @@ def _difference(diff: float, sdd: float, label: str, part: str) -> dict:
     return {"difference_deg": _r(diff), "weaker": weaker,
             "note": f"more {label} on the {weaker} {part} by {abs(diff):.1f} deg: "
                     f"work off the weaker side"}
+
+
+def _mean_valgus(results, side: Side) -> float:
+    """Mean of max(FPPA, 0) over the side's full reps with an FPPA (as the squat knees)."""
+    vals = [max(r.fppa_deg, 0.0) for r in results
+            if r.side is side and not r.rep.partial and r.fppa_deg is not None]
+    return float(np.mean(vals)) if vals else math.nan
 
 
 def _squat_knees(results) -> tuple[float, float, int] | None:

@@ -147,6 +147,7 @@ class LiveAnalyzer:
         self._legs: deque[tuple[float, float, float]] = deque()  # (t_s, leg length, smoothed)
         self._thighs: deque[tuple[float, float, float]] = deque()  # (t_s, left, right) px
         self.view, self.exercise, self.stance, self.facing = View.UNKNOWN, Exercise.UNKNOWN, None, 1
+        self._seen_stance: Side | None = None
         self._next_context_s = -math.inf
         self.reps: list[LiveRep] = []
         self.last: RepMark | None = None
@@ -232,14 +233,21 @@ class LiveAnalyzer:
             self.view, self.facing = ctx.view.view, ctx.view.facing or 1
         if ctx.sets:
             self.exercise = ctx.exercise
-            self._set_stance(ctx.sets[-1].stance)
+            stance = ctx.sets[-1].stance
+            # a change of leg seen twice in a row (2 s of context) starts a new set: a flicker
+            # of the short window's stance must not reset the shallow reference every time
+            if stance is not self.stance and stance is self._seen_stance:
+                self._new_set(stance)
+            self._seen_stance = stance
 
-    def _set_stance(self, stance: Side) -> None:
-        # The other leg (or from one leg to both) is a new set: its reps are judged
-        # "shallow" against its own, as in the file analysis (a weaker leg dips less deep).
+    def _new_set(self, stance: Side, first: Rep | None = None) -> Rep | None:
+        """Take ``stance``; the other leg (or from one leg to both) is a new set, whose
+        reps are judged "shallow" against its own, as in the file analysis (a weaker
+        leg dips less deep). Returns ``first`` as judged in the new set."""
         if self.stance is not None and stance is not self.stance:
-            self.counter.new_set()
-        self.stance = stance
+            first = self.counter.new_set(first)
+        self.stance = self._seen_stance = stance
+        return first
 
     def _state(self, index: int, t_ms: float, px: np.ndarray, xyz: np.ndarray,
                visibility: np.ndarray, found: bool) -> FrameState:
@@ -275,7 +283,7 @@ class LiveAnalyzer:
             result = replace(result, index=number)
             self.last = rep_mark(result, self.settings.thresholds)
             self.view = result.view
-            self._set_stance(result.side)
+            rep = self._new_set(result.side, rep)  # on a change of leg this rep starts the set
             self.exercise = analysis.exercise if analysis is not None else self.exercise
         live = LiveRep(number, rep, result)
         self.reps.append(live)

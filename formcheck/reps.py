@@ -264,11 +264,25 @@ class RepCounter:
         self._peaks: list[float] = []
         self._queue: deque[Rep] = deque()
 
-    def new_set(self) -> None:
+    def new_set(self, first: Rep | None = None) -> Rep | None:
         """A new set begins (the other leg): later reps are judged "shallow" only
         against this set's reps, as the file analysis does per set. The count
-        and the reps so far are kept."""
+        and the reps so far are kept.
+
+        ``first``: the rep (already returned) that showed the new set began; it
+        starts the set, judged again on its own (so never shallow, as a first
+        rep). Returns it as judged now.
+        """
         self._peaks = []
+        if first is None:
+            return None
+        if first.reason == SHALLOW:
+            first = replace(first, partial=False, reason="")
+            self._reps = [first if r.end_index == first.end_index and r.start_index == first.start_index
+                          else r for r in self._reps]
+        if not first.partial:
+            self._peaks.append(first.depth)
+        return first
 
     def update(self, t_s: float, depth: float) -> Rep | None:
         """Feed one frame (time in s, strictly increasing; depth or NaN)."""

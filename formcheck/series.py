@@ -68,9 +68,10 @@ def _seen(seq: PoseSequence, landmark: L, *below: L) -> np.ndarray:
     ``below``: landmarks that must be inside the frame too (their visibility
     does not matter). For the ankle, the heel and the toes: when the frame cuts
     the foot, MediaPipe keeps the ankle just inside the edge with a high
-    visibility (a foot cut 30 px below the ankle read the ankle 3 px from the
-    edge at visibility 0.98, and a true 0 deg knee as 4 deg), while the cut
-    toes are placed outside.
+    visibility (with the frame ending 30 px above the true ankle it read the
+    ankle 3 px inside the edge at visibility 0.98, and a true 0 deg knee as
+    4 deg), while the cut toes are placed outside. An ankle in frame with the
+    toes cut off is treated alike: not seen (the conservative side).
     """
     def inside(j: L) -> np.ndarray:
         xy = seq.xyz[:, j, :2]

@@ -57,6 +57,8 @@ class Settings:
 
 
 SECTIONS = {f.name: f.type for f in fields(Settings)}
+# Keys that older files may still carry and that never changed anything: read and ignored.
+RETIRED = {("thresholds", "min_view_confidence")}
 _KINDS = {"float": (float, "a number"), "int": (int, "a whole number"),
           "bool": (bool, "true or false"), "str": (str, "a string in quotes or a bare word")}
 
@@ -98,6 +100,7 @@ def load_settings(path: str | Path | None) -> Settings:
         if not isinstance(values, dict):
             raise SettingsError(f"{path}: '{section}' must be a [section] table")
         known = {f.name for f in fields(getattr(settings, section))}
+        values = {k: v for k, v in values.items() if (section, k) not in RETIRED}
         for key in values:
             if key not in known:
                 raise SettingsError(f"{path}: unknown key '{key}' in [{section}] "

@@ -87,3 +87,11 @@ def test_a_setting_of_the_wrong_type_is_one_line(tmp_path, change, words):
     r = subprocess.run([sys.executable, "-m", "formcheck", "settings", "--settings", str(toml)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 7 and words in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_settings_file_with_a_retired_key_still_loads(tmp_path):
+    from formcheck.settings import load_settings
+
+    old = tmp_path / "old.toml"  # min_view_confidence never changed anything and was removed
+    old.write_text("[thresholds]\nmin_view_confidence = 0.5\nvalgus_fault_deg = 14\n")
+    assert load_settings(old).thresholds.valgus_fault_deg == 14.0

@@ -492,3 +492,18 @@ def test_against_synthetic_ground_truth(path):
         assert abs(rep.bottom_s - g["bottom_frame"] / fps) <= 2 / fps + 1e-3
         assert 0.0 < rep.start_s - g["start_frame"] / fps <= 0.7
         assert -0.6 <= rep.end_s - g["end_frame"] / fps < 0.0
+
+
+def test_online_new_set_started_by_the_rep_that_showed_it():
+    """The live analysis learns of the other leg from a rep already judged against the first."""
+    t, d, _ = clip([0.3, 0.3, 0.3, 0.12, 0.12, 0.12])
+    counter, found = RepCounter(), []
+    for ti, di in zip(t.tolist(), d.tolist()):
+        if (r := counter.update(ti, di)):
+            if len(found) == 3:  # the fourth rep: judged shallow against the first set
+                assert r.partial and r.reason == SHALLOW
+                r = counter.new_set(r)
+            found.append(r)
+    found += counter.finish()
+    assert [r.partial for r in found] == [False] * 6 and counter.count == 6
+    assert [r.partial for r in counter.reps] == [False] * 6
