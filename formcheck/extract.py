@@ -118,6 +118,8 @@ def extract_pose(
                          f"pixels); formcheck needs at least {MIN_SIDE_PX} pixels on the short side")
     # A worker segment loses its warm-up and its process start to the first one.
     fps = info.fps or 30.0
+    if not info.seekable:  # segments would start wherever the seek lands: frames lost
+        workers = 1
     segments = plan_segments(info.duration_s, workers,
                              head_start_s=WARMUP_S + WORKER_START_S * MODEL_FPS / fps)
     if len(segments) == 1:

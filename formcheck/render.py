@@ -93,7 +93,7 @@ def render_annotated(analysis, video_path: str | os.PathLike[str], out_path: str
     overlay = overlay or FormOverlay()
     info = analysis.info or probe(video_path)
     head_start = WORKER_START_S * _render_fps_estimate(info.width, info.height) / (info.fps or 30.0)
-    segments = plan_segments(info.duration_s, workers, head_start_s=head_start)
+    segments = plan_segments(info.duration_s, workers if info.seekable else 1, head_start_s=head_start)
     if len(segments) == 1:
         written = _render_part(analysis, video_path, out_path, None, np.inf, overlay, out_path,
                                progress=progress)

@@ -58,6 +58,9 @@ class VideoInfo:
             None if unknown.
         codec: decoder name, e.g. ``"h264"``.
         has_video: True (``probe`` raises for files without a video stream).
+        seekable: False for containers without an index (MPEG-TS/PS, raw
+            streams): a seek there lands only near the time asked, so the file
+            is read in one pass, never split across processes.
     """
 
     path: str
@@ -69,6 +72,7 @@ class VideoInfo:
     frame_count: int | None
     codec: str
     has_video: bool = True
+    seekable: bool = True
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,8 @@ def _ccw_quarters(frame: Any) -> int:
     return int(round(float(getattr(frame, "rotation", 0) or 0) / 90.0)) % 4
 
 
+# Containers without a seek index (a seek lands near, not at, the time asked).
+_UNINDEXED_FORMATS = {"mpegts", "mpeg", "mpegvideo", "h264", "hevc", "m4v", "rawvideo"}
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe",
                   "gif_pipe", "heif", "avif")
 
@@ -179,7 +185,8 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         return VideoInfo(path=str(path), width=width, height=height,
                          rotation_deg=(-90 * quarters) % 360, fps=fps,
                          duration_s=duration_s, frame_count=frame_count,
-                         codec=stream.codec_context.name, has_video=True)
+                         codec=stream.codec_context.name, has_video=True,
+                         seekable=not set(container.format.name.split(",")) & _UNINDEXED_FORMATS)
 
 
 def read_frames(path: str | os.PathLike[str], *, max_side: int | None = None,

@@ -264,3 +264,24 @@ def test_output_piped_into_a_closed_pipe_is_no_traceback():
         proc.wait(timeout=60)
         proc.stderr.close()
         assert "Traceback" not in err and "Error" not in err, (args, err)
+
+
+def test_an_mpeg_ts_file_is_read_in_one_pass_and_loses_no_rep(tmp_path, dev02_frames, analysis_of):
+    """MPEG-TS has no seek index: split across processes, two of three reps were lost."""
+    from formcheck.analysis import analyze
+    from formcheck.video import probe
+
+    ts = tmp_path / "camcorder.ts"
+    with av.open(str(ts), "w", format="mpegts") as out:
+        st = out.add_stream("libx264", rate=30)
+        st.width, st.height, st.pix_fmt = 480, 854, "yuv420p"
+        for i, img in enumerate(dev02_frames):
+            fr = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            fr.pts, fr.time_base = i, Fraction(1, 30)
+            out.mux(st.encode(fr))
+        out.mux(st.encode())
+    assert not probe(ts).seekable and probe(DEV02).seekable
+    a = analyze(ts, workers=2)
+    assert len(a.full_reps) == 3
+    for ours, ref in zip(a.full_reps, analysis_of(DEV02).full_reps):
+        assert abs(ours.rep.bottom_s - ref.rep.bottom_s) < 0.2
