@@ -178,6 +178,9 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             duration_s = float(stream.duration * stream.time_base)
         elif container.duration is not None:
             duration_s = container.duration / av.time_base
+            if "matroska" in container.format.name and container.start_time:
+                # a Matroska segment's duration runs from 0, its first frame may come later
+                duration_s = max(duration_s - container.start_time / av.time_base, 0.0) or None
         fps = float(rate) if rate else 0.0
         frame_count: int | None = stream.frames or None
         if frame_count is None and duration_s and fps:

@@ -285,3 +285,23 @@ def test_an_mpeg_ts_file_is_read_in_one_pass_and_loses_no_rep(tmp_path, dev02_fr
     assert len(a.full_reps) == 3
     for ours, ref in zip(a.full_reps, analysis_of(DEV02).full_reps):
         assert abs(ours.rep.bottom_s - ref.rep.bottom_s) < 0.2
+
+
+def test_a_matroska_file_starting_late_is_not_called_truncated(tmp_path, dev02_frames):
+    """An MKV whose first frame is at 5 s: its header's duration runs from 0."""
+    from formcheck.analysis import analyze
+    from formcheck.video import probe
+
+    mkv = tmp_path / "late start.mkv"
+    with av.open(str(mkv), "w", format="matroska") as out:
+        st = out.add_stream("libx264", rate=30)
+        st.width, st.height, st.pix_fmt = 480, 854, "yuv420p"
+        for i, img in enumerate(dev02_frames):
+            fr = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            fr.pts, fr.time_base = 150 + i, Fraction(1, 30)  # 5 s in
+            out.mux(st.encode(fr))
+        out.mux(st.encode())
+    assert probe(mkv).duration_s == pytest.approx(9.8, abs=0.1)
+    a = analyze(mkv, workers=1)
+    assert len(a.full_reps) == 3 and not any("ends early" in n for n in a.notes)
+    assert a.full_reps[0].rep.bottom_s < 3.0  # times from the first frame, not from the header's 0
