@@ -19,7 +19,7 @@ from formcheck.context import ClipContext, Exercise, SetSegment, View, estimate_
 from formcheck.correction import DEFAULT_CORRECTION, LandmarkCorrection
 from formcheck.errors import NoPersonError
 from formcheck.pose import PoseSequence, Side
-from formcheck.reps import Rep, depth_signal, segment_reps
+from formcheck.reps import CUT_AT_END, CUT_AT_START, Rep, depth_signal, segment_reps
 from formcheck.rules import (SAFETY_NOTE, Check, Verdict, check_depth, check_single_threshold,
                              check_trunk, check_valgus_fppa, check_valgus_width, not_measurable)
 from formcheck.series import Series, compute_series, nanmean_rows
@@ -245,6 +245,7 @@ def analyze_pose(raw: PoseSequence, *, settings: Settings | None = None,
                              scale_px=None if body_scale is None else body_scale[idx])
         for rep in segment_reps(series.times_s[idx], depth, settings.reps):
             rep = _shift(rep, int(idx[0]))
+            rep = _set_edge_reason(rep, seg, series.times_s)
             view = _view_at(ctx, rep.bottom_s)
             results.append(_judge_rep(len(results) + 1, stance, rep, view, series, settings,
                                       correction, bilateral=bilateral, facing=facing,
@@ -290,6 +291,20 @@ def _fallback_set(seq: PoseSequence, exercise: Exercise) -> list[SetSegment]:
         return []
     t = seq.times_s
     return [SetSegment(float(t[found[0]]), float(t[found[-1]]), exercise, Side.BOTH, 0.0)]
+
+
+def _set_edge_reason(rep: Rep, seg: SetSegment, times_s: np.ndarray) -> Rep:
+    """A rep cut by its set's start or end, not the clip's: say so (it was not the camera)."""
+    from dataclasses import replace
+
+    edge_s = 0.5  # a set boundary this far inside the clip is not the clip's edge
+    if rep.reason == CUT_AT_START and seg.start_s > times_s[0] + edge_s:
+        return replace(rep, reason=f"cut off by the start of the set: which leg works is clear "
+                                   f"only from {seg.start_s:.1f} s")
+    if rep.reason == CUT_AT_END and seg.end_s < times_s[-1] - edge_s:
+        return replace(rep, reason=f"cut off by the end of the set at {seg.end_s:.1f} s (the leg "
+                                   "changed or could not be told)")
+    return rep
 
 
 def _truncation(raw: PoseSequence, info: VideoInfo | None) -> str | None:

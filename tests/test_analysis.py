@@ -393,3 +393,21 @@ def test_an_oblique_view_says_why_depth_is_not_measured(analysis_of):
     for r in a.full_reps:
         assert r.knee_flexion_deg is None
         assert r.checks["depth"].verdict is Verdict.NOT_MEASURABLE and "side" in r.checks["depth"].reason
+
+
+def test_a_rep_cut_by_its_set_not_the_clip_says_so(pose_of):
+    """Right-leg dips, then left-leg dips joined in the middle of a descent: that rep is cut by
+    the set's start (inside the clip), not by the clip's start."""
+    from formcheck.analysis import analyze_pose
+    from formcheck.pose import PoseSequence
+
+    right = pose_of(SAMPLES / "dev02_slsR_front_fppa0-20-30.mp4")
+    path = shared_clip("dev04_slsL_front_fppa0-20-30.mp4")
+    left, gt = pose_of(path), load_gt(path)
+    k = (gt["reps"][0]["start_frame"] + gt["reps"][0]["bottom_frame"]) // 2
+    left = PoseSequence(left.timestamps_ms[k:] - left.timestamps_ms[k] + right.timestamps_ms[-1] + 33.3,
+                        left.xyz[k:], left.world[k:], left.visibility[k:], left.width, left.height)
+    a = analyze_pose(PoseSequence.concatenate([right, left]))
+    cut = [r for r in a.reps if r.rep.partial]
+    assert [r.side for r in cut] == [Side.LEFT] and "start of the set" in cut[0].rep.reason
+    assert len(a.full_reps) == 5
