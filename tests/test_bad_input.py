@@ -42,8 +42,10 @@ def one_line_error(r: subprocess.CompletedProcess, *words: str) -> None:
         assert w.lower() in lines[0].lower(), lines[0]
 
 
-def write_clip(path: Path, frames, *, fps: int = 30, pts=None, rotation: int = 0) -> Path:
-    with av.open(str(path), "w") as out:
+def write_clip(path: Path, frames, *, fps: int = 30, pts=None, rotation: int = 0,
+               container: str | None = None, first: int = 0) -> Path:
+    """H.264 of ``frames`` (RGB); ``container`` e.g. "mpegts", ``first``: the first frame's pts."""
+    with av.open(str(path), "w", format=container) as out:
         h, w = frames[0].shape[:2]
         st = out.add_stream("libx264", rate=fps)
         st.width, st.height, st.pix_fmt = w, h, "yuv420p"
@@ -55,7 +57,7 @@ def write_clip(path: Path, frames, *, fps: int = 30, pts=None, rotation: int = 0
         for i, img in enumerate(frames):
             fr = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
             if pts is None:
-                fr.pts, fr.time_base = i, Fraction(1, fps)
+                fr.pts, fr.time_base = first + i, Fraction(1, fps)
             else:
                 fr.pts, fr.time_base = int(pts[i]), Fraction(1, 1000)
             out.mux(st.encode(fr))
@@ -271,15 +273,7 @@ def test_an_mpeg_ts_file_is_read_in_one_pass_and_loses_no_rep(tmp_path, dev02_fr
     from formcheck.analysis import analyze
     from formcheck.video import probe
 
-    ts = tmp_path / "camcorder.ts"
-    with av.open(str(ts), "w", format="mpegts") as out:
-        st = out.add_stream("libx264", rate=30)
-        st.width, st.height, st.pix_fmt = 480, 854, "yuv420p"
-        for i, img in enumerate(dev02_frames):
-            fr = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            fr.pts, fr.time_base = i, Fraction(1, 30)
-            out.mux(st.encode(fr))
-        out.mux(st.encode())
+    ts = write_clip(tmp_path / "camcorder.ts", dev02_frames, container="mpegts")
     assert not probe(ts).seekable and probe(DEV02).seekable
     a = analyze(ts, workers=2)
     assert len(a.full_reps) == 3
@@ -292,15 +286,7 @@ def test_a_matroska_file_starting_late_is_not_called_truncated(tmp_path, dev02_f
     from formcheck.analysis import analyze
     from formcheck.video import probe
 
-    mkv = tmp_path / "late start.mkv"
-    with av.open(str(mkv), "w", format="matroska") as out:
-        st = out.add_stream("libx264", rate=30)
-        st.width, st.height, st.pix_fmt = 480, 854, "yuv420p"
-        for i, img in enumerate(dev02_frames):
-            fr = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            fr.pts, fr.time_base = 150 + i, Fraction(1, 30)  # 5 s in
-            out.mux(st.encode(fr))
-        out.mux(st.encode())
+    mkv = write_clip(tmp_path / "late start.mkv", dev02_frames, container="matroska", first=150)  # 5 s
     assert probe(mkv).duration_s == pytest.approx(9.8, abs=0.1)
     a = analyze(mkv, workers=1)
     assert len(a.full_reps) == 3 and not any("ends early" in n for n in a.notes)
