@@ -220,7 +220,7 @@ def analyze_pose(raw: PoseSequence, *, settings: Settings | None = None,
                          + (": the lifted leg's knee is judged too, and its numbers mean nothing"
                             if exercise is Exercise.SQUAT and seen.exercise is Exercise.SINGLE_LEG_SQUAT
                             else "") + ".")
-    upright_trunk = _upright_trunk_length(series)
+    upright_trunk = upright_trunk_length(series)
 
     sets = ctx.sets or _fallback_set(seq, ex)
     if not ctx.sets and sets:
@@ -281,7 +281,7 @@ def judge_rep_at(raw: PoseSequence, rep: Rep, *, settings: Settings | None = Non
     series = compute_series(seq, ctx.view.facing or 1, correction, back_view=ctx.view.view is View.BACK)
     return _judge_rep(index, side, local, _view_at(ctx, rep.bottom_s), series, settings, correction,
                       bilateral=ctx.exercise is not Exercise.SINGLE_LEG_SQUAT, facing=ctx.view.facing or 1,
-                      upright_trunk=_upright_trunk_length(series), width_rule=ctx.exercise is Exercise.SQUAT)
+                      upright_trunk=upright_trunk_length(series), width_rule=ctx.exercise is Exercise.SQUAT)
 
 
 def _fallback_set(seq: PoseSequence, exercise: Exercise) -> list[SetSegment]:
@@ -349,7 +349,7 @@ def _view_at(ctx: ClipContext, t_s: float) -> View:
     return ctx.view.view
 
 
-def _upright_trunk_length(series: Series) -> float:
+def upright_trunk_length(series: Series) -> float:
     """Trunk length in the image when upright: a high percentile over the clip."""
     vals = series.trunk_length_px[np.isfinite(series.trunk_length_px)]
     return float(np.percentile(vals, 90)) if len(vals) else math.nan
@@ -556,6 +556,9 @@ def _side_summaries(results: list[RepResult]) -> dict[Side, SideSummary]:
     return out
 
 
+SQUAT_KNEES = "both knees in the squats"  # the basis of a squat's left vs right
+
+
 def _compare(sides: dict[Side, SideSummary], settings: Settings,
              results: list[RepResult] = ()) -> dict:
     """Left vs right: which side is weaker, if the difference exceeds the SDD.
@@ -575,7 +578,7 @@ def _compare(sides: dict[Side, SideSummary], settings: Settings,
                              "at the camera)" if squats else
                              "left vs right needs reps on both legs (film a set on each leg)")}
         lv, rv, n = knees
-        out = {"available": True, "basis": "both knees in the squats", "reps": n,
+        out = {"available": True, "basis": SQUAT_KNEES, "reps": n,
                "fppa": _difference(lv - rv, t.fppa_sdd_deg, "knee valgus", "knee"),
                "trunk": {"difference_deg": None, "weaker": None,
                          "note": "one trunk in a squat: no left vs right"}}

@@ -105,7 +105,7 @@ def pose(
 ) -> None:
     """Extract one person's landmarks from a video (33 BlazePose points per frame)."""
     from formcheck.extract import default_workers, extract_pose
-    from formcheck.landmark_io import check_output_path, write_pose
+    from formcheck.landmark_io import check_output_path, dump_pose_json, write_pose
     from formcheck.smoothing import smooth
     from formcheck.video import probe
 
@@ -124,11 +124,7 @@ def pose(
     err.print(f"{video.name}: {info.width}x{info.height}, {seq.fps:.2f} fps, {len(seq)} frames, "
               f"person found in {seq.detection_rate:.0%}")
     if to_stdout:
-        import json
-
-        from formcheck.landmark_io import pose_to_dict
-
-        json.dump(pose_to_dict(seq), sys.stdout, separators=(",", ":"))
+        dump_pose_json(seq, sys.stdout)
         sys.stdout.write("\n")
     else:
         write_pose(seq, output)

@@ -68,7 +68,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from formcheck.geometry import fppa_deg, hip_joint_centre, trunk_flexion_deg
+from formcheck.geometry import (fppa_deg, hip_joint_centre, trunk_flexion_deg,
+                                trunk_foreshortening_lean_deg)
 
 __all__ = [
     "DEFAULT_CORRECTION",
@@ -185,11 +186,9 @@ class LandmarkCorrection:
     def foreshortened_trunk_deg(self, length, upright, *, back_view: bool):
         """Trunk-lean ESTIMATE (deg) from the trunk's image length over its upright
         length, front or back view; arrays or floats (see ``front_trunk_shrink``)."""
-        ratio = np.asarray(length, dtype=float) / np.asarray(upright, dtype=float)
-        if not back_view:
-            ratio = ratio / self.front_trunk_shrink
-        with np.errstate(invalid="ignore"):
-            return np.degrees(np.arccos(np.clip(ratio, 0.0, 1.0)))
+        length = np.asarray(length, dtype=float)
+        return trunk_foreshortening_lean_deg(length if back_view else length / self.front_trunk_shrink,
+                                             upright)
 
     @property
     def trunk_offset_deg(self) -> float:

@@ -24,6 +24,7 @@ from urllib.parse import quote
 import numpy as np
 
 from formcheck import __version__
+from formcheck.analysis import SQUAT_KNEES, upright_trunk_length
 from formcheck.context import View
 from formcheck.landmark_io import atomic_output
 from formcheck.pose import Side
@@ -306,11 +307,8 @@ def _trunk_plot(a, bands, frontal: bool, side_view: bool, single: bool) -> str:
         hl, how = (_hl(th.squat_trunk_shin_watch_deg, th.squat_trunk_shin_fault_deg),
                    "trunk lean minus shin lean (side view; the trunk should stay about parallel to the shin)")
     elif frontal and single:
-        length = s.trunk_length_px
-        ok = length[np.isfinite(length)]
-        upright = float(np.percentile(ok, 90)) if len(ok) else math.nan
-        with np.errstate(invalid="ignore", divide="ignore"):
-            est = a.correction.foreshortened_trunk_deg(length, upright, back_view=a.view is View.BACK)
+        est = a.correction.foreshortened_trunk_deg(s.trunk_length_px, upright_trunk_length(s),
+                                                   back_view=a.view is View.BACK)
         line = Line("trunk flexion (estimate)", colour, t, est, dashed=True)
         hl = _hl(th.sls_trunk_watch_deg, th.sls_trunk_fault_deg)
         how = "ESTIMATE from the trunk's foreshortening (front/back view); film from the side to measure"
@@ -334,9 +332,9 @@ def _left_right(a) -> str:
     svg = bar_chart(groups, title="Left vs right", y_label="degrees")
     comp = a.comparison
     if comp.get("available"):
-        squat = comp.get("basis") == "both knees in the squats"
+        squat = comp.get("basis") == SQUAT_KNEES
         notes = "".join(f"<li><b>{'knee valgus' if k == 'fppa' else 'trunk lean'}</b>"
-                        f"{' (both knees in the squats)' if squat and k == 'fppa' else ''}: "
+                        f"{f' ({SQUAT_KNEES})' if squat and k == 'fppa' else ''}: "
                         f"{escape(comp[k]['note'])}</li>" for k in ("fppa", "trunk")
                         if k in comp and not (squat and k == "trunk"))
     else:

@@ -84,12 +84,17 @@ def _num(v: float) -> float | None:
     return None if not np.isfinite(v) else round(float(v), 5)
 
 
+def dump_pose_json(seq: PoseSequence, f) -> None:
+    """The landmarks JSON of ``formcheck pose``, compact, to an open text file."""
+    json.dump(pose_to_dict(seq), f, separators=(",", ":"))
+
+
 def write_pose(seq: PoseSequence, path: Path) -> None:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
         with atomic_output(path) as f:
-            json.dump(pose_to_dict(seq), f, separators=(",", ":"))
+            dump_pose_json(seq, f)
     elif suffix == ".csv":
         with atomic_output(path) as f:
             w = csv.writer(f)

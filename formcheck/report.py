@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from formcheck.analysis import Analysis
+from formcheck.analysis import SQUAT_KNEES, Analysis
 from formcheck.landmark_io import atomic_output
 from formcheck.rules import SAFETY_NOTE, Verdict
 
@@ -78,7 +78,7 @@ def print_analysis(a: Analysis, console: Console) -> None:
                       + (" (estimates)" if est else "") + f", faults {s.faults}")
     comp = a.comparison
     if comp.get("available"):
-        basis = f", {comp['basis']}" if comp.get("basis") == "both knees in the squats" else ""
+        basis = f", {SQUAT_KNEES}" if comp.get("basis") == SQUAT_KNEES else ""
         for key in ("fppa", "trunk"):
             if key == "trunk" and basis:
                 continue  # one trunk in a squat
